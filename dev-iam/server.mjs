@@ -1,0 +1,285 @@
+// The development IAM: a real OpenID provider (oidc-provider, OpenID Certified) that behaves like
+// INDIGO IAM where dlaas-hub depends on it: a trailing-slash issuer, PKCE, refresh tokens, groups in
+// `groups` and `wlcg.groups`, and RFC 8693 token exchange with IAM's rules (mandatory scope, no
+// offline_access, JWT access tokens restricted to the requested audience).
+//
+// For tests and the local demo only: keys live in memory, users come from a JSON seed file.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+const EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+const { values: opts } = parseArgs({
+  options: {
+    host: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string', default: '8180' },
+    issuer: { type: 'string' },
+    'client-id': { type: 'string', default: 'dlaas-hub' },
+    'client-secret': { type: 'string', default: 'dlaas-hub-dev-secret' },
+    'redirect-uri': { type: 'string', multiple: true, default: [] },
+    users: { type: 'string', default: new URL('./users.json', import.meta.url).pathname },
+    'access-token-ttl': { type: 'string', default: '3600' },
+    'id-token-ttl': { type: 'string', default: '600' },
+    'refresh-token-ttl': { type: 'string', default: String(30 * 24 * 3600) },
+    'exchange-token-ttl': { type: 'string' },
+    'rotate-refresh-tokens': { type: 'boolean', default: false },
+    'delay-ms': { type: 'string', default: '0' },
+    'fail-mode': { type: 'string', default: 'none' },
+  },
+});
+
+const port = Number(opts.port);
+const issuer = opts.issuer ?? `http://${opts.host}:${port}/`;
+const ttl = {
+  access: Number(opts['access-token-ttl']),
+  id: Number(opts['id-token-ttl']),
+  refresh: Number(opts['refresh-token-ttl']),
+};
+ttl.exchange = Number(opts['exchange-token-ttl'] ?? ttl.access);
+
+// Fault injection, changeable at run time through POST /_dev/control.
+const faults = {
+  delayMs: Number(opts['delay-ms']),
+  failMode: opts['fail-mode'], // none | 500 | hang
+  failPaths: [], // path prefixes the failure applies to; empty means every OIDC path
+};
+const stats = { requests: {}, grants: {}, grantErrors: {} };
+
+const users = new Map();
+for (const user of JSON.parse(readFileSync(opts.users, 'utf8')).users) {
+  users.set(user.sub, user);
+}
+const findUserByName = (name) => [...users.values()].find((u) => u.username === name);
+
+// Storage scopes follow the WLCG profile (storage.read:/path ...); the rest are OIDC scopes a
+// client may also ask for in an exchange.
+const EXCHANGE_SCOPE = /^(openid|profile|email|wlcg|wlcg\.groups|storage\.(read|modify|create|stage):\/\S*)$/;
+
+const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+const signingJwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+const signingKey = await importJWK(signingJwk, 'RS256');
+
+function accountClaims(user) {
+  return {
+    sub: user.sub,
+    preferred_username: user.username,
+    name: user.name,
+    email: user.email,
+    email_verified: true,
+    groups: user.groups,
+    'wlcg.groups': user.groups.map((g) => `/${g}`),
+  };
+}
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: opts['client-id'],
+      client_secret: opts['client-secret'],
+      redirect_uris: opts['redirect-uri'].length ? opts['redirect-uri'] : ['http://127.0.0.1:8000/hub/oauth_callback'],
+      grant_types: ['authorization_code', 'refresh_token', EXCHANGE_GRANT],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
+  jwks: { keys: [signingJwk] },
+  cookies: { keys: [randomBytes(32).toString('hex')] },
+  pkce: { required: () => true },
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'wlcg.groups'],
+  claims: {
+    openid: ['sub'],
+    profile: ['preferred_username', 'name', 'groups'],
+    email: ['email', 'email_verified'],
+    'wlcg.groups': ['wlcg.groups'],
+  },
+  // IAM puts the requested claims in the id_token too.
+  conformIdTokenClaims: false,
+  features: {
+    devInteractions: { enabled: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  ttl: {
+    AccessToken: ttl.access,
+    IdToken: ttl.id,
+    RefreshToken: ttl.refresh,
+    Grant: ttl.refresh,
+    Session: ttl.refresh,
+  },
+  // IAM issues a refresh token whenever the client may use the refresh_token grant.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: () => opts['rotate-refresh-tokens'],
+  async findAccount(_ctx, id) {
+    const user = users.get(id);
+    if (!user) return undefined;
+    return { accountId: id, claims: async () => accountClaims(user) };
+  },
+  // No consent screen: every client of the development IAM is first-party.
+  async loadExistingGrant(ctx) {
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId,
+      accountId: ctx.oidc.session.accountId,
+    });
+    grant.addOIDCScope([...ctx.oidc.requestParamScopes].join(' '));
+    grant.addOIDCClaims(['preferred_username', 'name', 'groups', 'email', 'email_verified', 'wlcg.groups']);
+    await grant.save();
+    return grant;
+  },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Sign-in error', `<p>${escapeHtml(out.error)}: ${escapeHtml(out.error_description ?? '')}</p>`);
+  },
+});
+provider.proxy = false;
+
+async function tokenExchange(ctx) {
+  const { params, client } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('subject_token_type must be an access token');
+  }
+  if (!params.scope) {
+    throw new errors.InvalidRequest('scope is mandatory for token exchange');
+  }
+  const scopes = params.scope.split(' ').filter(Boolean);
+  if (scopes.includes('offline_access')) {
+    throw new errors.InvalidScope('offline_access is not allowed in a token exchange', 'offline_access');
+  }
+  const bad = scopes.find((s) => !EXCHANGE_SCOPE.test(s));
+  if (bad) {
+    throw new errors.InvalidScope('scope not allowed for this client', bad);
+  }
+  const subject = await provider.AccessToken.find(params.subject_token);
+  if (!subject || subject.isExpired || !users.has(subject.accountId)) {
+    throw new errors.InvalidGrant();
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    sub: subject.accountId,
+    scope: scopes.join(' '),
+    client_id: client.clientId,
+    act: { sub: client.clientId },
+    jti: randomUUID(),
+  };
+  if (params.audience) claims.aud = params.audience;
+  const accessToken = await new SignJWT(claims)
+    .setProtectedHeader({ alg: 'RS256', kid: signingJwk.kid, typ: 'at+jwt' })
+    .setIssuer(issuer)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + ttl.exchange)
+    .sign(signingKey);
+  ctx.body = {
+    access_token: accessToken,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: ttl.exchange,
+    scope: claims.scope,
+  };
+}
+provider.registerGrantType(EXCHANGE_GRANT, tokenExchange, [
+  'subject_token', 'subject_token_type', 'audience', 'scope', 'requested_token_type', 'resource',
+]);
+
+const count = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
+provider.on('grant.success', (ctx) => count(stats.grants, ctx.oidc.params.grant_type));
+provider.on('grant.error', (ctx) => count(stats.grantErrors, ctx.oidc.params?.grant_type ?? 'unknown'));
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title, body) {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>body{font-family:sans-serif;max-width:28em;margin:3em auto}label{display:block;margin:.6em 0}
+input{width:100%;padding:.3em}button{margin-top:1em;padding:.4em 1.2em}.error{color:#a00}</style></head>
+<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
+}
+
+function loginForm(uid, error = '') {
+  const demo = [...users.values()].map((u) => `<li><code>${escapeHtml(u.username)}</code> (${escapeHtml(u.groups.join(', '))})</li>`).join('');
+  return page('Development IAM: sign in', `
+${error ? `<p class="error">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="/interaction/${escapeHtml(uid)}/login" autocomplete="off">
+<label>Username <input name="username" required autofocus></label>
+<label>Password <input name="password" type="password" required></label>
+<button type="submit">Sign in</button></form>
+<p>Demo users (see dev-iam/users.json for passwords):</p><ul>${demo}</ul>`);
+}
+
+async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 16384) throw new Error('form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(loginForm(details.uid));
+    return;
+  }
+  const form = await readForm(req);
+  const user = findUserByName(form.get('username'));
+  if (!user || user.password !== form.get('password')) {
+    res.writeHead(401, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(loginForm(details.uid, 'Invalid username or password.'));
+    return;
+  }
+  await provider.interactionFinished(req, res, { login: { accountId: user.sub } }, { mergeWithLastSubmission: false });
+}
+
+const oidc = provider.callback();
+const server = http.createServer(async (req, res) => {
+  const path = new URL(req.url, issuer).pathname;
+  try {
+    if (path === '/_dev/control') return await controlHandler(req, res);
+    count(stats.requests, path);
+    if (faults.delayMs > 0) await new Promise((r) => setTimeout(r, faults.delayMs));
+    const faulty = faults.failMode !== 'none'
+      && (faults.failPaths.length === 0 || faults.failPaths.some((p) => path.startsWith(p)));
+    if (faulty && faults.failMode === 'hang') return undefined; // never answers
+    if (faulty) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ error: 'server_error', error_description: 'injected failure' }));
+    }
+    if (path.startsWith('/interaction/')) return await interaction(req, res);
+    return oidc(req, res);
+  } catch (err) {
+    console.error(`dev-iam: ${req.method} ${path}: ${err.name}`);
+    if (!res.headersSent) res.writeHead(400, { 'content-type': 'text/html; charset=utf-8' });
+    return res.end(page('Error', `<p>${escapeHtml(err.message)}</p>`));
+  }
+});
+
+async function controlHandler(req, res) {
+  if (req.method === 'POST') {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const update = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+    if ('fail_mode' in update) faults.failMode = update.fail_mode;
+    if ('fail_paths' in update) faults.failPaths = update.fail_paths;
+    if ('delay_ms' in update) faults.delayMs = Number(update.delay_ms);
+    if (update.reset_stats) Object.assign(stats, { requests: {}, grants: {}, grantErrors: {} });
+  }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ faults: { fail_mode: faults.failMode, fail_paths: faults.failPaths, delay_ms: faults.delayMs }, stats }));
+}
+
+server.listen(port, opts.host, () => {
+  console.log(`dev-iam: issuer ${issuer} listening on http://${opts.host}:${port}`);
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 500).unref());
