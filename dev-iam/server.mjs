@@ -21,7 +21,6 @@ const { values: opts } = parseArgs({
     port: { type: 'string', default: '8180' },
     issuer: { type: 'string' },
     'client-id': { type: 'string', default: 'dlaas-hub' },
-    'client-secret': { type: 'string', default: 'dlaas-hub-dev-secret' },
     'redirect-uri': { type: 'string', multiple: true, default: [] },
     users: { type: 'string', default: new URL('./users.json', import.meta.url).pathname },
     'access-token-ttl': { type: 'string', default: '3600' },
@@ -81,7 +80,8 @@ const provider = new Provider(issuer, {
   clients: [
     {
       client_id: opts['client-id'],
-      client_secret: opts['client-secret'],
+      // From the environment, not argv: process arguments are visible to every local user.
+      client_secret: process.env.DEV_IAM_CLIENT_SECRET ?? 'dlaas-hub-dev-secret',
       redirect_uris: opts['redirect-uri'].length ? opts['redirect-uri'] : ['http://127.0.0.1:8000/hub/oauth_callback'],
       grant_types: ['authorization_code', 'refresh_token', EXCHANGE_GRANT],
       response_types: ['code'],

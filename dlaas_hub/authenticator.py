@@ -1,0 +1,414 @@
+"""DLaaSAuthenticator: INDIGO IAM login, verified identity and groups, tokens for the data lake."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from jupyterhub.crypto import KEY_ENV, CryptKeeper
+from jupyterhub.traitlets import Callable
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
+from tornado.httpclient import HTTPClientError
+from traitlets import Any, Dict, Float, Integer, List, TraitError, Unicode, Union, default, validate
+
+from .discovery import ProviderMetadata
+from .errors import login_error
+from .exchange import ExchangedToken, ExchangeTarget, exchange_all
+from .http import IAMError, make_client, request_json
+from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
+from .tokens import jwt_expiry
+
+#: Version of the auth_state layout documented in docs/reference/auth-state.md.
+AUTH_STATE_VERSION = 1
+
+# JWT bookkeeping claims of the id_token that say nothing about the user.
+_REGISTERED_CLAIMS = {"iss", "aud", "exp", "iat", "nbf", "jti", "nonce", "at_hash", "c_hash", "azp",
+                      "auth_time", "sid"}
+
+
+class ConfigError(TraitError):
+    """A setting of the hub's configuration is missing or wrong; the message names it."""
+
+
+class DLaaSLoginHandler(OAuthLoginHandler):
+    """Resolves the provider's endpoints (discovery) before redirecting to it."""
+
+    async def get(self):
+        try:
+            await self.authenticator.resolve_endpoints()
+        except IAMError as e:
+            raise login_error(e, issuer=self.authenticator.oidc_issuer) from None
+        return super().get()
+
+
+class DLaaSAuthenticator(GenericOAuthenticator):
+    """Log in with an INDIGO IAM (or any OpenID provider with RFC 8693 token exchange).
+
+    Verifies the id_token against the provider's JWKS, reads the user's groups, and exchanges the
+    user's access token for one audience-restricted token per :attr:`exchange_targets`, all kept in
+    encrypted ``auth_state``.
+    """
+
+    login_handler = DLaaSLoginHandler
+
+    oidc_issuer = Unicode(
+        config=True,
+        help="""The provider's issuer URL, for example ``https://iam-escape.cloud.cnaf.infn.it/``.
+
+        The authorization, token, userinfo and JWKS endpoints are read from
+        ``<issuer>/.well-known/openid-configuration`` at the first login (never blocking start-up);
+        ``authorize_url``, ``token_url``, ``userdata_url`` and :attr:`jwks_url` override them when set.
+        The id_token's ``iss`` must match this value, compared modulo a trailing slash.
+        """,
+    )
+    jwks_url = Unicode(
+        config=True,
+        help="The provider's JWKS URL. Defaults to the ``jwks_uri`` of the provider's discovery document.",
+    )
+    discovery_retries = Integer(
+        3,
+        config=True,
+        help="How many times a failed discovery or JWKS request is retried (with jittered backoff) before "
+             "the login fails with a 'try again later' page.",
+    )
+    http_timeout = Float(
+        10.0,
+        config=True,
+        help="Timeout in seconds of each request to the provider (connecting is capped at 5 s).",
+    )
+    id_token_algorithms = List(
+        Unicode(),
+        default_value=["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"],
+        config=True,
+        help="Signature algorithms accepted on id_tokens. Only asymmetric algorithms may be listed: "
+             "``none`` and HMAC (HS256...) are refused at start-up.",
+    )
+    id_token_leeway = Float(
+        60.0,
+        config=True,
+        help="Clock skew in seconds tolerated when checking the id_token's ``exp``, ``iat`` and ``nbf``.",
+    )
+    groups_claim = Union(
+        [Unicode(), Callable()],
+        default_value="wlcg.groups",
+        config=True,
+        help="""The claim that lists the user's groups: ``wlcg.groups`` (paths such as ``/escape/ska``;
+        request the ``wlcg.groups`` scope) or ``groups`` (IAM's names such as ``escape/ska``).
+        May be a callable taking the user's claims and returning a list of group names.
+        The groups feed ``allowed_groups``, ``admin_groups`` and the hub's managed groups.
+        """,
+    )
+    exchange_targets = Dict(
+        config=True,
+        help="""The storage services to obtain tokens for, by RFC 8693 token exchange at login. Example::
+
+            c.DLaaSAuthenticator.exchange_targets = {
+                "eos": {"audience": "eos-eulake", "scope": "openid profile wlcg.groups"},
+                "rucio": {"audience": "rucio", "scope": "openid profile", "required": False},
+            }
+
+        ``audience`` and ``scope`` are mandatory (IAM refuses an exchange without a scope, and
+        ``offline_access`` in one). All targets are exchanged concurrently right after the code
+        exchange. If a ``required`` target (the default) fails, the login is refused with a page
+        naming the target; a failed optional target is recorded in auth_state and the login goes on.
+        """,
+    )
+    exchange_retries = Integer(
+        1,
+        config=True,
+        help="How many times an exchange that failed transiently (timeout, 5xx) is retried during login.",
+    )
+
+    iam_client = Any(help="The pooled httpx.AsyncClient used for every request to the provider.")
+
+    @default("iam_client")
+    def _iam_client_default(self):
+        return make_client(timeout=self.http_timeout, verify=self.validate_server_cert)
+
+    @default("login_service")
+    def _login_service_default(self):
+        return os.environ.get("LOGIN_SERVICE", "INDIGO IAM")
+
+    @default("username_claim")
+    def _username_claim_default(self):
+        return "preferred_username"
+
+    @default("scope")
+    def _scope_default(self):
+        return ["openid", "profile", "email", "offline_access", "wlcg.groups"]
+
+    @default("basic_auth")
+    def _basic_auth_default(self):
+        # IAM clients authenticate with client_secret_basic unless registered otherwise.
+        return True
+
+    @default("manage_groups")
+    def _manage_groups_default(self):
+        return True
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self):
+        return True
+
+    @default("username_pattern")
+    def _username_pattern_default(self):
+        # Hub names end up in paths, pod names and config files: keep them to a safe alphabet.
+        return r"^[a-z0-9][a-z0-9._@-]{0,63}$"
+
+    @default("auth_state_groups_key")
+    def _auth_state_groups_key_default(self):
+        return self.groups_from_auth_state
+
+    @default("custom_403_message")
+    def _custom_403_message_default(self):
+        return ("Your account is not in a group that may use this hub. Ask your experiment's IAM "
+                "administrator to add you to one, then sign in again.")
+
+    @validate("id_token_algorithms")
+    def _check_algorithms(self, proposal):
+        unsafe = [a for a in proposal.value if a not in SAFE_ALGORITHMS]
+        if unsafe or not proposal.value:
+            raise ConfigError(
+                f"DLaaSAuthenticator.id_token_algorithms: {unsafe or 'an empty list'} not allowed; "
+                f"use asymmetric algorithms among {sorted(SAFE_ALGORITHMS)}"
+            )
+        return proposal.value
+
+    @validate("exchange_targets")
+    def _check_exchange_targets(self, proposal):
+        for name, config in proposal.value.items():
+            try:
+                ExchangeTarget.from_config(name, config, key="DLaaSAuthenticator.exchange_targets")
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        return proposal.value
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._check_config()
+        self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)
+        self._jwks: JWKSCache | None = None
+        self._prefetch_task = None
+
+    @property
+    def targets(self) -> list[ExchangeTarget]:
+        return [ExchangeTarget.from_config(n, c) for n, c in self.exchange_targets.items()]
+
+    def _check_config(self):
+        if not self.oidc_issuer:
+            raise ConfigError("DLaaSAuthenticator.oidc_issuer is not set: give the provider's issuer URL, "
+                              "for example https://iam-escape.cloud.cnaf.infn.it/")
+        if not self.client_id:
+            raise ConfigError("DLaaSAuthenticator.client_id is not set: register a client at the provider")
+        if not self.client_secret:
+            raise ConfigError("DLaaSAuthenticator.client_secret is not set")
+        if not self.enable_auth_state:
+            raise ConfigError("DLaaSAuthenticator.enable_auth_state must stay True: the exchanged tokens "
+                              "and refresh token live in encrypted auth_state")
+        if not os.environ.get(KEY_ENV) and not (CryptKeeper.initialized() and CryptKeeper.instance().keys):
+            raise ConfigError(
+                f"{KEY_ENV} is not set: DLaaSAuthenticator keeps tokens in encrypted auth_state and the hub "
+                f"refuses to start without a key. Make one with `openssl rand -hex 32` and pass it to the hub "
+                f"as {KEY_ENV} (on Zero-to-JupyterHub: hub.config.CryptKeeper.keys, or a Secret)."
+            )
+
+    # -- provider endpoints -------------------------------------------------------------------
+
+    def check_allow_config(self):
+        super().check_allow_config()
+        # Warm the discovery and JWKS caches in the background: start-up never waits for the
+        # provider, and a provider that is down now is retried at the first login.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._prefetch_task = loop.create_task(self._prefetch())
+
+    async def _prefetch(self):
+        try:
+            await self.resolve_endpoints()
+            await self._jwks.get("")  # fetches the key set; the empty kid itself is never found
+        except IDTokenError:
+            pass
+        except IAMError as e:
+            self.log.warning("Identity provider %s not reachable at start-up (%s); will retry at the first login",
+                             self.oidc_issuer, e.reason)
+
+    async def resolve_endpoints(self):
+        """Fill the endpoints not set explicitly from the provider's discovery document."""
+        if self._jwks is not None and self.authorize_url and self.token_url:
+            return
+        metadata = await self._metadata.get()
+        if not self.authorize_url:
+            self.authorize_url = metadata["authorization_endpoint"]
+        if not self.token_url:
+            self.token_url = metadata["token_endpoint"]
+        if not self.userdata_url and not self.userdata_from_id_token and metadata.get("userinfo_endpoint"):
+            self.userdata_url = metadata["userinfo_endpoint"]
+        if self._jwks is None:
+            self._jwks = JWKSCache(self.iam_client, self.jwks_url or metadata["jwks_uri"],
+                                   retries=self.discovery_retries)
+
+    @property
+    def userinfo_endpoint(self) -> str | None:
+        """The provider's userinfo URL (the EOS token file names it as the token's resource)."""
+        return self.userdata_url or (self._metadata.cached or {}).get("userinfo_endpoint")
+
+    # -- login ----------------------------------------------------------------------------------
+
+    def _client_auth(self):
+        return (self.client_id, self.client_secret) if self.basic_auth else None
+
+    def _client_params(self):
+        return {} if self.basic_auth else {"client_id": self.client_id, "client_secret": self.client_secret}
+
+    async def get_token_info(self, handler, params):
+        """POST to the token endpoint through the pooled client; errors become readable pages."""
+        data = {k: v for k, v in params.items() if v is not None and k != "data"}
+        label = f"token request ({data.get('grant_type', 'unknown grant')})"
+        try:
+            await self.resolve_endpoints()
+            token_info = await request_json(self.iam_client, "POST", self.token_url, label=label,
+                                            data=data, auth=self._client_auth())
+        except IAMError as e:
+            self.log.warning("Login failed: %s", e)
+            raise login_error(e, issuer=self.oidc_issuer) from None
+        if not isinstance(token_info.get("access_token"), str) or not token_info["access_token"]:
+            e = IAMError(label, "the provider's answer holds no access_token")
+            self.log.warning("Login failed: %s", e)
+            raise login_error(e, issuer=self.oidc_issuer)
+        token_info.setdefault("token_type", "Bearer")
+        return token_info
+
+    async def verify_id_token(self, id_token: str) -> dict:
+        await self.resolve_endpoints()
+        return await verify_id_token(
+            id_token, jwks=self._jwks, issuer=self.oidc_issuer, audience=self.client_id,
+            algorithms=self.id_token_algorithms, leeway=self.id_token_leeway,
+        )
+
+    async def token_to_user(self, token_info):
+        """The user's claims: the verified id_token, completed by the userinfo endpoint."""
+        try:
+            claims = await self.verify_id_token(token_info.get("id_token"))
+        except IDTokenError as e:
+            self.log.warning("Login refused: %s", e)
+            raise login_error(IAMError("id_token check", str(e)), issuer=self.oidc_issuer,
+                              status=403) from None
+        except IAMError as e:
+            self.log.warning("Login failed: %s", e)
+            raise login_error(e, issuer=self.oidc_issuer) from None
+        user_info = {k: v for k, v in claims.items() if k not in _REGISTERED_CLAIMS}
+        if self.userdata_from_id_token or not self.userdata_url:
+            return user_info
+        try:
+            userinfo = await request_json(
+                self.iam_client, "GET", self.userdata_url, label="userinfo", retries=1,
+                headers={"Authorization": f"Bearer {token_info['access_token']}"},
+            )
+        except IAMError as e:
+            self.log.warning("Login failed: %s", e)
+            raise login_error(e, issuer=self.oidc_issuer) from None
+        if userinfo.get("sub") != claims["sub"]:
+            e = IAMError("userinfo", "the userinfo answer is about another subject than the id_token")
+            self.log.warning("Login refused: %s", e)
+            raise login_error(e, issuer=self.oidc_issuer, status=403)
+        user_info.update(userinfo)
+        return user_info
+
+    def groups_from_auth_state(self, auth_state: dict) -> list[str]:
+        """The user's groups, read from :attr:`groups_claim` of their claims."""
+        claims = auth_state.get(self.user_auth_state_key) or {}
+        groups = self.groups_claim(claims) if callable(self.groups_claim) else claims.get(self.groups_claim)
+        if isinstance(groups, str):
+            groups = [groups]
+        if not isinstance(groups, list):
+            return []
+        return [g for g in groups if isinstance(g, str) and g]
+
+    async def build_auth_state_dict(self, token_info, user_info):
+        auth_state = super().build_auth_state_dict(token_info, user_info)
+        name = user_info.get(self.username_claim) if isinstance(self.username_claim, str) else None
+        expires_in = token_info.get("expires_in")
+        auth_state.update({
+            "dlaas_version": AUTH_STATE_VERSION,
+            # JupyterHub lower-cases names; the Rucio account is the provider's own spelling.
+            "iam_username": name if isinstance(name, str) else self.user_info_to_username(user_info),
+            "access_token_expires_at": jwt_expiry(token_info["access_token"]) or (
+                int(time.time() + expires_in) if isinstance(expires_in, (int, float)) else None),
+            "exchanged": {},
+            "exchange_errors": {},
+        })
+        return auth_state
+
+    async def exchange_tokens(self, subject_token: str) -> dict:
+        await self.resolve_endpoints()
+        return await exchange_all(
+            self.iam_client, self.token_url, subject_token, self.targets,
+            auth=self._client_auth(), client_params=self._client_params(), retries=self.exchange_retries,
+        )
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        """Code exchange, then the user's claims and all token exchanges concurrently.
+
+        Two provider round trips on the critical path (JWKS and discovery are cached).
+        """
+        try:
+            await self.resolve_endpoints()
+        except IAMError as e:
+            raise login_error(e, issuer=self.oidc_issuer) from None
+        params = self.build_access_tokens_request_params(handler, data)
+        token_info = await self.get_token_info(handler, params)
+        exchanges = asyncio.ensure_future(self.exchange_tokens(token_info["access_token"]))
+        try:
+            # oauthenticator's shared path: token_to_user, build_auth_state_dict, the
+            # modify_auth_state_hook, update_auth_model and managed groups.
+            auth_model = await self._token_to_auth_model(token_info)
+        except BaseException:
+            exchanges.cancel()
+            raise
+        results = await exchanges
+        if not await self.check_allowed(auth_model["name"], auth_model):
+            # JupyterHub turns this into the 403 page; the exchanged tokens are dropped.
+            return auth_model
+        self.store_exchange_results(auth_model, results)
+        return auth_model
+
+    def store_exchange_results(self, auth_model: dict, results: dict) -> None:
+        """Record exchanged tokens and failures; refuse the login if a required target failed."""
+        auth_state = auth_model["auth_state"]
+        failed_required = []
+        for name, result in results.items():
+            if isinstance(result, ExchangedToken):
+                auth_state["exchanged"][name] = result.to_state()
+                continue
+            self.log.warning("Token exchange for target %s failed for user %s: %s",
+                             name, auth_model["name"], result)
+            auth_state["exchange_errors"][name] = {
+                "error": result.error or ("temporarily_unavailable" if result.transient else "failed"),
+                "reason": result.reason,
+                "at": int(time.time()),
+            }
+            if result.target.required:
+                failed_required.append(result)
+        if failed_required:
+            raise login_error(failed_required[0], issuer=self.oidc_issuer)
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Keep the login as long as auth_state holds it; renewal of the tokens is not done here yet."""
+        auth_state = await user.get_auth_state()
+        return bool(auth_state)
+
+    async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
+        """oauthenticator's JSON fetches, routed through the pooled httpx client."""
+        if not parse_json:
+            return await super().httpfetch(url, label, parse_json, raise_error, **kwargs)
+        try:
+            return await request_json(self.iam_client, kwargs.get("method", "GET"), url, label=label,
+                                      headers=kwargs.get("headers"), content=kwargs.get("body"))
+        except IAMError as e:
+            if not raise_error:
+                return None
+            raise HTTPClientError(e.status or 599, message=str(e)) from None

@@ -1,0 +1,47 @@
+"""Turning provider failures into pages a scientist can read and act on.
+
+JupyterHub shows ``jupyterhub_message`` on its error page; the ``log_message`` goes to the hub's
+log. Both are built from :class:`~dlaas_hub.http.IAMError` fields that never hold a token.
+"""
+
+from __future__ import annotations
+
+from tornado import web
+
+from .exchange import ExchangeError
+from .http import IAMError
+
+
+def login_error(error: IAMError, *, issuer: str, status: int | None = None) -> web.HTTPError:
+    if isinstance(error, ExchangeError):
+        status, message = _exchange_message(error)
+    elif error.transient:
+        status = status or 503
+        message = (f"The identity provider ({issuer}) cannot be reached right now. "
+                   "Please try signing in again in a few minutes; if this persists, tell your hub administrator.")
+    elif error.error == "invalid_grant":
+        status = status or 403
+        message = "The identity provider did not accept this sign-in (invalid_grant). Please sign in again."
+    else:
+        status = status or 502
+        message = (f"Sign-in could not be completed: {error.reason}. "
+                   "Please try again; if this persists, tell your hub administrator.")
+    exc = web.HTTPError(status, str(error).replace("%", "%%"))
+    exc.jupyterhub_message = message
+    return exc
+
+
+def _exchange_message(error: ExchangeError) -> tuple[int, str]:
+    target = error.target
+    if error.transient:
+        return 503, (
+            f"Sign-in could not be completed: the identity provider did not issue your "
+            f"'{target.name}' storage token in time. Please try again in a few minutes; if this persists, "
+            "tell your hub administrator."
+        )
+    cause = error.error or error.reason
+    return 403, (
+        f"Sign-in could not be completed: the identity provider refused your '{target.name}' storage "
+        f"token ({cause}). Please ask your hub administrator to check that the hub's IAM client may "
+        f"exchange tokens for audience '{target.audience}' with scope '{target.scope}'."
+    )

@@ -1,0 +1,129 @@
+"""Real processes on 127.0.0.1: the development IAM, configurable-http-proxy and JupyterHub."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+
+from dlaas_hub import devservices
+
+pytestmark = pytest.mark.integration
+
+CLIENT_ID = "dlaas-hub-test"
+EXCHANGE_TARGETS = {
+    "eos": {"audience": "eos-eulake", "scope": "openid profile wlcg.groups storage.read:/eos"},
+    "rucio": {"audience": "rucio", "scope": "openid profile"},
+}
+PASSWORDS = {u["username"]: u["password"] for u in json.loads(devservices.DEV_IAM_USERS.read_text())["users"]}
+
+
+@dataclass
+class Hub:
+    url: str
+    proc: subprocess.Popen
+    log_path: Path
+    service_token: str
+    iam_url: str
+
+    def api(self, method: str, path: str, **kwargs) -> httpx.Response:
+        headers = {"Authorization": f"token {self.service_token}"}
+        return httpx.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def ports():
+    return {"iam": devservices.free_port(), "hub": devservices.free_port()}
+
+
+@pytest.fixture(scope="module")
+def client_secret():
+    return secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="module")
+def dev_iam(ports, client_secret, tmp_path_factory):
+    log = (tmp_path_factory.mktemp("iam") / "iam.log").open("w")
+    proc = devservices.start_dev_iam(
+        ports["iam"], redirect_uris=[f"http://127.0.0.1:{ports['hub']}/hub/oauth_callback"],
+        client_id=CLIENT_ID, client_secret=client_secret, stdout=log, stderr=subprocess.STDOUT,
+    )
+    yield f"http://127.0.0.1:{ports['iam']}/"
+    devservices.stop(proc)
+    log.close()
+
+
+def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, env=None) -> Hub:
+    shutil.copy(Path(__file__).parent / "hub_config.py", workdir / "jupyterhub_config.py")
+    service_token = secrets.token_hex(16)
+    settings = {
+        "hub_url": f"http://127.0.0.1:{hub_port}",
+        "hub_port": devservices.free_port(),
+        "proxy_api_port": devservices.free_port(),
+        "chp_command": devservices.chp_command(),
+        "workdir": str(workdir),
+        "issuer": iam_url,
+        "client_id": CLIENT_ID,
+        "client_secret": client_secret,
+        "allowed_groups": ["/escape"],
+        "admin_groups": ["/escape/admins"],
+        "exchange_targets": EXCHANGE_TARGETS,
+        "service_token": service_token,
+    }
+    (workdir / "settings.json").write_text(json.dumps(settings))
+    log_path = workdir / "hub.log"
+    hub_env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), **(env or {})}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [devservices.python_bin("jupyterhub"), "-f", str(workdir / "jupyterhub_config.py")],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=hub_env,
+        )
+    hub = Hub(settings["hub_url"], proc, log_path, service_token, iam_url)
+    try:
+        devservices.wait_for_http(f"{hub.url}/hub/health", timeout=60, proc=proc)
+    except devservices.ServiceError as e:
+        devservices.stop(proc)
+        raise AssertionError(f"{e}\n--- hub log ---\n{hub.log()}") from None
+    return hub
+
+
+@pytest.fixture(scope="module")
+def hub(dev_iam, ports, client_secret, tmp_path_factory):
+    hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=dev_iam,
+                    client_secret=client_secret)
+    yield hub
+    devservices.stop(hub.proc)
+
+
+def browser_login(hub: Hub, username: str, password: str | None = None) -> tuple[httpx.Client, httpx.Response]:
+    """Walk the sign-in as a browser does: hub, IAM login form, IAM redirects, hub callback.
+
+    Returns the client (holding the cookies) and the hub's answer to the OAuth callback.
+    """
+    client = httpx.Client(timeout=30)
+    response = client.get(f"{hub.url}/hub/oauth_login")
+    for _ in range(20):
+        if response.status_code in (301, 302, 303, 307):
+            if "/hub/oauth_callback" in str(response.url):
+                return client, response  # the hub accepted the login and sends the browser on
+            response = client.get(urljoin(str(response.url), response.headers["location"]))
+            continue
+        if response.status_code == 200 and "<form" in response.text and str(response.url).startswith(hub.iam_url):
+            action = re.search(r'action="([^"]+)"', response.text).group(1)
+            response = client.post(urljoin(str(response.url), action), data={
+                "username": username, "password": password if password is not None else PASSWORDS[username]})
+            continue
+        return client, response
+    raise AssertionError("too many redirects during login")
