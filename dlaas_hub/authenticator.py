@@ -207,12 +207,19 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         if not self.enable_auth_state:
             raise ConfigError("DLaaSAuthenticator.enable_auth_state must stay True: the exchanged tokens "
                               "and refresh token live in encrypted auth_state")
-        if not os.environ.get(KEY_ENV) and not (CryptKeeper.initialized() and CryptKeeper.instance().keys):
+        if not self._crypt_key_configured():
             raise ConfigError(
                 f"{KEY_ENV} is not set: DLaaSAuthenticator keeps tokens in encrypted auth_state and the hub "
                 f"refuses to start without a key. Make one with `openssl rand -hex 32` and pass it to the hub "
                 f"as {KEY_ENV} (on Zero-to-JupyterHub: hub.config.CryptKeeper.keys, or a Secret)."
             )
+
+    def _crypt_key_configured(self) -> bool:
+        if os.environ.get(KEY_ENV):
+            return True
+        if CryptKeeper.initialized() and CryptKeeper.instance().keys:
+            return True
+        return bool(self.config.get("CryptKeeper", {}).get("keys"))
 
     # -- provider endpoints -------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ class IDTokenError(Exception):
 class JWKSCache:
     """The provider's signing keys by ``kid``.
 
-    An unknown ``kid`` triggers one refetch (the provider may have rotated its keys), at most once
+    An unknown ``kid`` triggers a refetch (the provider may have rotated its keys), at most once
     per ``min_refetch_interval`` so that forged tokens cannot make the hub hammer the provider.
     """
 
@@ -38,6 +38,7 @@ class JWKSCache:
         self.retries = retries
         self._keys: dict[str, dict] = {}
         self._fetched_at: float | None = None
+        self._refetched_at: float | None = None
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:
@@ -54,10 +55,14 @@ class JWKSCache:
         async with self._lock:
             if kid in self._keys:
                 return self._keys[kid]
-            recently = (self._fetched_at is not None
-                        and time.monotonic() - self._fetched_at < self.min_refetch_interval)
-            if not recently:
+            if self._fetched_at is None:
                 await self._refresh()
+            elif kid not in self._keys:
+                recently = (self._refetched_at is not None
+                            and time.monotonic() - self._refetched_at < self.min_refetch_interval)
+                if not recently:
+                    self._refetched_at = time.monotonic()
+                    await self._refresh()
         if kid not in self._keys:
             raise IDTokenError("the id_token is signed with a key the provider does not publish")
         return self._keys[kid]

@@ -1,0 +1,112 @@
+"""An IAM in respx routes for unit tests: keys made at run time, tokens minted on demand."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from urllib.parse import parse_qs
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+ISSUER = "https://iam.test.example/"
+CLIENT_ID = "hub-client"
+CLIENT_SECRET = "hub-secret-value"
+
+
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(key, kid: str, alg: str = "RS256") -> dict:
+    algo = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
+    jwk = json.loads(algo.to_jwk(key.public_key()))
+    jwk.update({"kid": kid, "alg": alg, "use": "sig"})
+    return jwk
+
+
+def ec_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+class FakeIAM:
+    """Routes for discovery, JWKS, token (code, refresh, exchange) and userinfo."""
+
+    def __init__(self, router, *, issuer: str = ISSUER):
+        self.router = router
+        self.issuer = issuer
+        self.base = issuer.rstrip("/")
+        self.key = rsa_key()
+        self.kid = "key-1"
+        self.jwks_keys = [public_jwk(self.key, self.kid)]
+        self.user = {"sub": "sub-123", "preferred_username": "MariaSKA", "email": "maria@ska.example",
+                     "groups": ["escape", "escape/ska"], "wlcg.groups": ["/escape", "/escape/ska"]}
+        self.access_token = "broad-access-" + uuid.uuid4().hex
+        self.refresh_token = "refresh-" + uuid.uuid4().hex
+        self.id_token_claims: dict = {}
+        self.exchange_failures: dict[str, httpx.Response] = {}
+        self.exchange_requests: list[dict] = []
+        self.token_requests: list[dict] = []
+        self.issued: list[str] = []
+        self.discovery = router.get(f"{self.base}/.well-known/openid-configuration").mock(
+            side_effect=lambda request: httpx.Response(200, json=self.metadata()))
+        self.jwks = router.get(f"{self.base}/jwks").mock(
+            side_effect=lambda request: httpx.Response(200, json={"keys": self.jwks_keys}))
+        self.token = router.post(f"{self.base}/token").mock(side_effect=self._token)
+        self.userinfo = router.get(f"{self.base}/userinfo").mock(side_effect=self._userinfo)
+
+    def metadata(self) -> dict:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.base}/authorize",
+            "token_endpoint": f"{self.base}/token",
+            "userinfo_endpoint": f"{self.base}/userinfo",
+            "jwks_uri": f"{self.base}/jwks",
+        }
+
+    def sign(self, claims: dict, *, key=None, kid=None, alg="RS256", headers=None) -> str:
+        header = {"kid": kid or self.kid, **(headers or {})}
+        return jwt.encode(claims, key if key is not None else self.key, algorithm=alg, headers=header)
+
+    def id_token(self, **overrides) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": self.user["sub"], "aud": CLIENT_ID, "iat": now, "exp": now + 600,
+                  "preferred_username": self.user["preferred_username"], **self.id_token_claims}
+        claims.update(overrides)
+        return self.sign({k: v for k, v in claims.items() if v is not None})
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        form["_authorization"] = request.headers.get("authorization", "")
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange":
+            self.exchange_requests.append(form)
+            failure = self.exchange_failures.get(form.get("audience"))
+            if failure is not None:
+                return failure
+            now = int(time.time())
+            token = self.sign({"iss": self.issuer, "sub": self.user["sub"], "aud": form["audience"],
+                               "scope": form["scope"], "iat": now, "exp": now + 1200,
+                               "act": {"sub": CLIENT_ID}, "jti": uuid.uuid4().hex})
+            self.issued.append(token)
+            return httpx.Response(200, json={
+                "access_token": token, "expires_in": 1200, "scope": form["scope"], "token_type": "Bearer",
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+        self.token_requests.append(form)
+        id_token = self.id_token()
+        self.issued += [self.access_token, self.refresh_token, id_token]
+        return httpx.Response(200, json={
+            "access_token": self.access_token, "token_type": "Bearer", "expires_in": 3600,
+            "refresh_token": self.refresh_token, "id_token": id_token,
+            "scope": "openid profile email offline_access wlcg.groups"})
+
+    def _userinfo(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != f"Bearer {self.access_token}":
+            return httpx.Response(401, json={"error": "invalid_token"})
+        return httpx.Response(200, json=self.user)
+
+
+def basic_auth_header(client_id=CLIENT_ID, secret=CLIENT_SECRET) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()

@@ -1,0 +1,166 @@
+import asyncio
+import time
+
+import httpx
+import jwt
+import pytest
+import respx
+
+from dlaas_hub.exchange import (
+    ACCESS_TOKEN_TYPE,
+    TOKEN_EXCHANGE_GRANT,
+    ExchangedToken,
+    ExchangeError,
+    ExchangeTarget,
+    exchange_all,
+    exchange_token,
+)
+from dlaas_hub.http import make_client
+from dlaas_hub.tokens import jwt_expiry
+
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, FakeIAM, basic_auth_header
+
+EOS = ExchangeTarget("eos", "eos-eulake", "openid storage.read:/eos")
+RUCIO = ExchangeTarget("rucio", "rucio", "openid profile", required=False)
+
+
+@pytest.fixture
+def iam():
+    with respx.mock(assert_all_called=False) as router:
+        yield FakeIAM(router)
+
+
+@pytest.fixture
+async def client():
+    async with make_client() as c:
+        yield c
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def test_target_from_config():
+    t = ExchangeTarget.from_config("eos", {"audience": "eos-eulake", "scope": " openid   profile ", "required": False})
+    assert t == ExchangeTarget("eos", "eos-eulake", "openid profile", required=False)
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"audience": "a"}, r"exchange_targets\['eos'\].scope must be a non-empty string"),
+    ({"scope": "openid"}, r"exchange_targets\['eos'\].audience"),
+    ({"audience": "a", "scope": ""}, r"\.scope must be a non-empty"),
+    ({"audience": "a", "scope": "openid offline_access"}, "must not contain offline_access"),
+    ({"audience": "a", "scope": "openid", "required": "yes"}, r"\.required must be true or false"),
+    ({"audience": "a", "scope": "openid", "aud": "typo"}, "unknown keys: aud"),
+    ("eos-eulake", "must be a dict"),
+])
+def test_bad_target_config_names_the_key(config, message):
+    with pytest.raises(ValueError, match=message):
+        ExchangeTarget.from_config("eos", config)
+
+
+# -- one exchange -----------------------------------------------------------------------------
+
+async def test_exchange_sends_the_iam_request(iam, client):
+    token = await exchange_token(client, f"{iam.base}/token", "subject-token-value", EOS,
+                                 auth=(CLIENT_ID, CLIENT_SECRET))
+    [sent] = iam.exchange_requests
+    assert sent == {
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": "subject-token-value",
+        "subject_token_type": ACCESS_TOKEN_TYPE,
+        "audience": "eos-eulake",
+        "scope": "openid storage.read:/eos",
+        "_authorization": basic_auth_header(),
+    }
+    claims = jwt.decode(token.access_token, options={"verify_signature": False})
+    assert claims["aud"] == "eos-eulake"
+    assert token.expires_at == claims["exp"]
+    assert token.audience == "eos-eulake" and token.scope == "openid storage.read:/eos"
+
+
+async def test_client_credentials_in_the_body_when_not_basic(iam, client):
+    await exchange_token(client, f"{iam.base}/token", "s", EOS,
+                         client_params={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    sent = iam.exchange_requests[0]
+    assert sent["client_id"] == CLIENT_ID and sent["client_secret"] == CLIENT_SECRET
+    assert sent["_authorization"] == ""
+
+
+async def test_opaque_token_expiry_from_expires_in(iam, client):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(200, json={"access_token": "opaque", "expires_in": 600})
+    before = time.time()
+    token = await exchange_token(client, f"{iam.base}/token", "s", EOS)
+    assert before + 600 - 1 <= token.expires_at <= time.time() + 600
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"expires_in": 600}, "no access_token"),
+    ({"access_token": ""}, "no access_token"),
+    ({"access_token": "opaque"}, "lifetime"),
+    ({"access_token": "opaque", "expires_in": "soon"}, "lifetime"),
+    ({"access_token": "opaque", "expires_in": -5}, "lifetime"),
+])
+async def test_malformed_exchange_answers(iam, client, body, message):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(200, json=body)
+    with pytest.raises(ExchangeError, match=message) as info:
+        await exchange_token(client, f"{iam.base}/token", "s", EOS)
+    assert info.value.target is EOS and not info.value.transient
+
+
+async def test_denied_exchange_is_definitive(iam, client):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(
+        400, json={"error": "invalid_scope", "error_description": "scope not allowed"})
+    with pytest.raises(ExchangeError) as info:
+        await exchange_token(client, f"{iam.base}/token", "s", EOS, retries=2)
+    assert info.value.error == "invalid_scope" and not info.value.transient
+    assert len(iam.exchange_requests) == 1
+
+
+async def test_5xx_exchange_is_retried(iam, client):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(503)
+    with pytest.raises(ExchangeError) as info:
+        await exchange_token(client, f"{iam.base}/token", "s", EOS, retries=1)
+    assert info.value.transient
+    assert len(iam.exchange_requests) == 2
+
+
+def test_exchanged_token_repr_hides_the_token():
+    t = ExchangedToken("very-secret-token", 1, "aud", "scope")
+    assert "very-secret-token" not in repr(t)
+    assert t.to_state() == {"access_token": "very-secret-token", "expires_at": 1, "audience": "aud", "scope": "scope"}
+
+
+# -- all targets ------------------------------------------------------------------------------
+
+async def test_all_targets_are_exchanged_concurrently(iam, client):
+    both_arrived = asyncio.Event()
+    arrived = []
+    original = iam.token.side_effect
+
+    async def slow(request):
+        arrived.append(request)
+        if len(arrived) == 2:
+            both_arrived.set()
+        # Each answer waits until both requests are in flight: sequential exchanges would time out.
+        await asyncio.wait_for(both_arrived.wait(), timeout=5)
+        return original(request)
+
+    iam.token.mock(side_effect=slow)
+    results = await exchange_all(client, f"{iam.base}/token", "s", [EOS, RUCIO])
+    assert set(results) == {"eos", "rucio"}
+    assert all(isinstance(r, ExchangedToken) for r in results.values())
+
+
+async def test_one_failure_does_not_cancel_the_others(iam, client):
+    iam.exchange_failures["rucio"] = httpx.Response(400, json={"error": "invalid_target"})
+    results = await exchange_all(client, f"{iam.base}/token", "s", [EOS, RUCIO])
+    assert isinstance(results["eos"], ExchangedToken)
+    assert isinstance(results["rucio"], ExchangeError) and results["rucio"].error == "invalid_target"
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+def test_jwt_expiry():
+    assert jwt_expiry(jwt.encode({"exp": 1234}, "k" * 32)) == 1234
+    assert jwt_expiry(jwt.encode({"sub": "x"}, "k" * 32)) is None
+    assert jwt_expiry(jwt.encode({"exp": True}, "k" * 32)) is None
+    assert jwt_expiry("opaque-token") is None
