@@ -1,0 +1,383 @@
+import asyncio
+import logging
+
+import httpx
+import pytest
+import respx
+from oauthenticator.oauth2 import _serialize_state
+from tornado import web
+from traitlets.config import Config
+
+from dlaas_hub.authenticator import AUTH_STATE_VERSION, ConfigError, DLaaSAuthenticator
+
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeIAM, basic_auth_header
+
+TARGETS = {
+    "eos": {"audience": "eos-eulake", "scope": "openid storage.read:/eos"},
+    "rucio": {"audience": "rucio", "scope": "openid profile"},
+}
+
+
+@pytest.fixture(autouse=True)
+def crypt_key(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "a" * 64)
+
+
+@pytest.fixture
+def iam():
+    with respx.mock(assert_all_called=False) as router:
+        yield FakeIAM(router)
+
+
+def make(**settings) -> DLaaSAuthenticator:
+    config = Config()
+    base = {"oidc_issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "oauth_callback_url": "https://hub.example/hub/oauth_callback",
+            "allowed_groups": {"/escape"}, "admin_groups": {"/escape/admins"}, "exchange_targets": TARGETS}
+    base.update(settings)
+    for key, value in base.items():
+        config.DLaaSAuthenticator[key] = value
+    return DLaaSAuthenticator(config=config)
+
+
+class FakeHandler:
+    """What oauthenticator reads from the callback request."""
+
+    def __init__(self, code="the-code", verifier="the-verifier"):
+        self.code = code
+        self.cookie = _serialize_state({"state_id": "s", "code_verifier": verifier})
+
+    def get_argument(self, name, default=None):
+        return self.code if name == "code" else default
+
+    def get_state_cookie(self):
+        return self.cookie
+
+
+@pytest.fixture
+async def auth():
+    authenticator = make()
+    yield authenticator
+    await authenticator.iam_client.aclose()
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("missing,key", [
+    ("oidc_issuer", "DLaaSAuthenticator.oidc_issuer"),
+    ("client_id", "DLaaSAuthenticator.client_id"),
+    ("client_secret", "DLaaSAuthenticator.client_secret"),
+])
+def test_missing_settings_name_the_key(missing, key):
+    with pytest.raises(ConfigError, match=key):
+        make(**{missing: ""})
+
+
+def test_no_crypt_key_refuses_to_start_and_says_how_to_make_one(monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    with pytest.raises(ConfigError, match=r"JUPYTERHUB_CRYPT_KEY is not set.*openssl rand -hex 32"):
+        make()
+
+
+def test_crypt_key_from_cryptkeeper_config_is_accepted(monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    config = Config()
+    config.CryptKeeper.keys = ["b" * 64]
+    for key, value in {"oidc_issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}.items():
+        config.DLaaSAuthenticator[key] = value
+    assert DLaaSAuthenticator(config=config).enable_auth_state
+
+
+def test_auth_state_cannot_be_disabled():
+    with pytest.raises(ConfigError, match="enable_auth_state"):
+        make(enable_auth_state=False)
+
+
+@pytest.mark.parametrize("algs", [["none"], ["HS256"], ["RS256", "HS512"], []])
+def test_unsafe_algorithms_are_a_config_error(algs):
+    with pytest.raises(ConfigError, match="DLaaSAuthenticator.id_token_algorithms"):
+        make(id_token_algorithms=algs)
+
+
+def test_bad_exchange_target_names_the_key():
+    with pytest.raises(ConfigError, match=r"DLaaSAuthenticator.exchange_targets\['eos'\].scope"):
+        make(exchange_targets={"eos": {"audience": "eos-eulake"}})
+
+
+def test_defaults_fit_indigo_iam():
+    a = make()
+    assert a.enable_auth_state and a.manage_groups and a.enable_pkce and a.basic_auth
+    assert a.username_claim == "preferred_username"
+    assert "wlcg.groups" in a.scope and "offline_access" in a.scope
+
+
+def test_construction_does_no_network_io(iam):
+    make()
+    assert iam.discovery.call_count == 0
+
+
+# -- discovery --------------------------------------------------------------------------------
+
+async def test_endpoints_come_from_discovery(iam, auth):
+    await auth.resolve_endpoints()
+    assert auth.authorize_url == f"{iam.base}/authorize"
+    assert auth.token_url == f"{iam.base}/token"
+    assert auth.userdata_url == f"{iam.base}/userinfo"
+    assert auth.userinfo_endpoint == f"{iam.base}/userinfo"
+
+
+async def test_explicit_urls_override_discovery(iam):
+    a = make(token_url="https://proxy.example/token", jwks_url=f"{iam.base}/jwks")
+    await a.resolve_endpoints()
+    assert a.token_url == "https://proxy.example/token"
+    assert a.authorize_url == f"{iam.base}/authorize"
+
+
+async def test_unreachable_iam_at_startup_only_warns(iam, caplog):
+    iam.discovery.mock(side_effect=httpx.ConnectError("refused"))
+    a = make(discovery_retries=0)
+    a.check_allow_config()  # as JupyterHub calls it, inside the running loop: must not raise
+    await a._prefetch_task
+    assert "not reachable at start-up" in caplog.text
+    # and the first login later succeeds once the IAM is back
+    iam.discovery.mock(side_effect=lambda r: httpx.Response(200, json=iam.metadata()))
+    await a.resolve_endpoints()
+    assert a.token_url == f"{iam.base}/token"
+
+
+async def test_prefetch_warms_discovery_and_jwks(iam, auth):
+    auth.check_allow_config()
+    await auth._prefetch_task
+    assert iam.discovery.call_count == 1 and iam.jwks.call_count == 1
+
+
+async def test_login_page_when_discovery_down(iam, auth):
+    iam.discovery.mock(side_effect=httpx.ConnectTimeout("slow"))
+    auth.discovery_retries = 0
+    auth._metadata.retries = 0
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 503
+    assert "cannot be reached right now" in info.value.jupyterhub_message
+
+
+# -- login ------------------------------------------------------------------------------------
+
+async def test_login_builds_the_auth_model(iam, auth):
+    model = await auth.authenticate(FakeHandler())
+    assert model["name"] == "mariaska"
+    assert model["admin"] is False
+    assert model["groups"] == ["/escape", "/escape/ska"]
+    state = model["auth_state"]
+    assert state["dlaas_version"] == AUTH_STATE_VERSION
+    assert state["iam_username"] == "MariaSKA"
+    assert state["access_token"] == iam.access_token
+    assert state["refresh_token"] == iam.refresh_token
+    assert state["id_token"]
+    assert state["access_token_expires_at"] > 0
+    assert set(state["exchanged"]) == {"eos", "rucio"}
+    assert state["exchanged"]["eos"]["audience"] == "eos-eulake"
+    assert state["exchange_errors"] == {}
+    assert await auth.check_allowed(model["name"], model)
+
+
+async def test_code_exchange_sends_pkce_verifier_with_basic_auth(iam, auth):
+    await auth.authenticate(FakeHandler(code="c0de", verifier="v3rifier"))
+    [sent] = iam.token_requests
+    assert sent["grant_type"] == "authorization_code"
+    assert sent["code"] == "c0de" and sent["code_verifier"] == "v3rifier"
+    assert sent["redirect_uri"] == "https://hub.example/hub/oauth_callback"
+    assert sent["_authorization"] == basic_auth_header()
+    assert "client_secret" not in sent and "data" not in sent
+
+
+async def test_exchanges_use_the_users_access_token(iam, auth):
+    await auth.authenticate(FakeHandler())
+    assert {r["audience"] for r in iam.exchange_requests} == {"eos-eulake", "rucio"}
+    assert all(r["subject_token"] == iam.access_token for r in iam.exchange_requests)
+
+
+async def test_userinfo_and_exchanges_run_concurrently(iam, auth):
+    exchange_started = asyncio.Event()
+    token_handler = iam.token.side_effect
+    userinfo_handler = iam.userinfo.side_effect
+
+    def token(request):
+        if b"token-exchange" in request.content:
+            exchange_started.set()
+        return token_handler(request)
+
+    async def userinfo(request):
+        # Answers only once an exchange is in flight: a sequential login would time out here.
+        await asyncio.wait_for(exchange_started.wait(), timeout=5)
+        return userinfo_handler(request)
+
+    iam.token.mock(side_effect=token)
+    iam.userinfo.mock(side_effect=userinfo)
+    model = await auth.authenticate(FakeHandler())
+    assert set(model["auth_state"]["exchanged"]) == {"eos", "rucio"}
+
+
+async def test_admin_group_gives_admin(iam, auth):
+    iam.user["wlcg.groups"] = ["/escape", "/escape/admins"]
+    model = await auth.authenticate(FakeHandler())
+    assert model["admin"] is True
+
+
+async def test_groups_claim_is_configurable(iam):
+    a = make(groups_claim="groups", allowed_groups={"escape"})
+    model = await a.authenticate(FakeHandler())
+    assert model["groups"] == ["escape", "escape/ska"]
+    assert await a.check_allowed(model["name"], model)
+
+
+async def test_groups_claim_may_be_callable(iam):
+    a = make(groups_claim=lambda claims: [g.upper() for g in claims["groups"]], allowed_groups={"ESCAPE"})
+    model = await a.authenticate(FakeHandler())
+    assert model["groups"] == ["ESCAPE", "ESCAPE/SKA"]
+
+
+@pytest.mark.parametrize("value", [None, 42, {"a": 1}, [None, 3]])
+async def test_malformed_groups_claim_gives_no_groups(iam, auth, value):
+    iam.user["wlcg.groups"] = value
+    model = await auth.authenticate(FakeHandler())
+    assert model["groups"] == []
+    assert not await auth.check_allowed(model["name"], model)
+
+
+async def test_user_outside_allowed_groups_is_not_allowed_and_gets_no_tokens(iam, auth):
+    iam.user["wlcg.groups"] = ["/elsewhere"]
+    iam.exchange_failures["eos-eulake"] = httpx.Response(400, json={"error": "invalid_scope"})
+    model = await auth.authenticate(FakeHandler())  # no exchange error page for a user who is refused anyway
+    assert not await auth.check_allowed(model["name"], model)
+    assert model["auth_state"]["exchanged"] == {}
+
+
+async def test_required_target_denied_refuses_login_with_readable_page(iam, auth):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(
+        400, json={"error": "invalid_scope", "error_description": "Scope storage.read:/eos not allowed"})
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 403
+    message = info.value.jupyterhub_message
+    assert "'eos' storage token" in message and "invalid_scope" in message
+    assert "administrator" in message and "eos-eulake" in message
+
+
+async def test_required_target_unreachable_says_try_again(iam, auth):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(503)
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 503
+    assert "try again" in info.value.jupyterhub_message
+
+
+async def test_optional_target_denied_is_recorded_and_login_goes_on(iam, caplog):
+    a = make(exchange_targets={**TARGETS, "rucio": {**TARGETS["rucio"], "required": False}})
+    iam.exchange_failures["rucio"] = httpx.Response(400, json={"error": "invalid_target"})
+    model = await a.authenticate(FakeHandler())
+    state = model["auth_state"]
+    assert set(state["exchanged"]) == {"eos"}
+    assert state["exchange_errors"]["rucio"]["error"] == "invalid_target"
+    assert "Token exchange for target rucio failed" in caplog.text
+
+
+@pytest.mark.parametrize("failure,status", [
+    (httpx.ConnectTimeout("slow"), 503),
+    (httpx.ReadTimeout("slow"), 503),
+    (httpx.ConnectError("refused"), 503),
+    (httpx.Response(500), 503),
+    (httpx.Response(400, json={"error": "invalid_grant"}), 403),
+    (httpx.Response(401, json={"error": "invalid_client"}), 502),
+    (httpx.Response(200, text="<html>proxy error</html>"), 502),
+    (httpx.Response(200, json={"token_type": "Bearer"}), 502),
+    (httpx.Response(200, content=b'{"access_token": "' + b"x" * 300_000 + b'"}'), 502),
+])
+async def test_code_exchange_failures_give_readable_pages(iam, auth, failure, status):
+    iam.token.mock(side_effect=[failure])
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == status
+    assert info.value.jupyterhub_message
+
+
+@pytest.mark.parametrize("claims,reason", [
+    ({"aud": "another-client"}, "another client"),
+    ({"iss": "https://evil.example/"}, "another provider"),
+    ({"exp": 1, "iat": 0}, "expired"),
+])
+async def test_bad_id_token_refuses_login(iam, auth, claims, reason):
+    iam.id_token_claims = claims
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 403
+    assert reason in info.value.log_message
+
+
+async def test_forged_id_token_refuses_login(iam, auth):
+    from .fakeiam import rsa_key
+    iam.key = rsa_key()  # signs with a key the JWKS does not hold, under the published kid
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 403
+
+
+async def test_missing_id_token_refuses_login(iam, auth):
+    iam.token.mock(return_value=httpx.Response(200, json={"access_token": "a", "token_type": "Bearer"}))
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 403
+
+
+async def test_userinfo_about_another_subject_refuses_login(iam, auth):
+    iam.userinfo.mock(return_value=httpx.Response(200, json={**iam.user, "sub": "someone-else"}))
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 403
+
+
+async def test_userinfo_down_gives_503(iam, auth):
+    iam.userinfo.mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    assert info.value.status_code == 503
+
+
+async def test_userdata_from_id_token_skips_userinfo(iam):
+    iam.id_token_claims = {"wlcg.groups": ["/escape"]}
+    a = make(userdata_from_id_token=True)
+    model = await a.authenticate(FakeHandler())
+    assert iam.userinfo.call_count == 0
+    assert model["groups"] == ["/escape"]
+    assert "exp" not in model["auth_state"]["oauth_user"]
+
+
+async def test_unsafe_username_is_refused_by_pattern(iam, auth):
+    iam.user["preferred_username"] = "../../etc"
+    assert not auth.validate_username(auth.normalize_username("../../etc"))
+    assert auth.validate_username("mariaska")
+
+
+async def test_provider_keeps_its_spelling_while_hub_lowercases(iam, auth):
+    model = await auth.authenticate(FakeHandler())
+    assert (model["name"], model["auth_state"]["iam_username"]) == ("mariaska", "MariaSKA")
+
+
+async def test_one_pooled_client_for_all_calls(iam, auth):
+    await auth.authenticate(FakeHandler())
+    await auth.authenticate(FakeHandler())
+    assert iam.discovery.call_count == 1 and iam.jwks.call_count == 1
+    assert isinstance(auth.iam_client, httpx.AsyncClient)
+
+
+async def test_no_token_in_logs_at_debug(iam, auth, caplog):
+    caplog.set_level(logging.DEBUG)
+    auth.log.setLevel(logging.DEBUG)
+    await auth.authenticate(FakeHandler())
+    iam.exchange_failures["eos-eulake"] = httpx.Response(400, json={"error": "invalid_scope"})
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    text = caplog.text + str(info.value) + info.value.jupyterhub_message
+    assert iam.issued
+    for token in iam.issued + [CLIENT_SECRET]:
+        assert token not in text
