@@ -33,6 +33,7 @@ def prepare_state(state_dir: Path, *, hub_port: int, iam_port: int) -> dict:
         "hub_internal_port": devservices.free_port(),
         "proxy_api_port": devservices.free_port(),
         "chp_command": devservices.chp_command(),
+        "singleuser_command": [devservices.python_bin("jupyterhub-singleuser")],
         "issuer": f"http://127.0.0.1:{iam_port}/",
         "client_id": CLIENT_ID,
         # The IAM forgets its clients and tokens when it stops, so the secret may change; the

@@ -33,4 +33,8 @@ c.DLaaSAuthenticator.exchange_targets = {
 # One local process per user, run as the demo's own user under the state directory.
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = settings["state_dir"] + "/home/{username}"
+c.Spawner.cmd = settings["singleuser_command"]
 c.Spawner.default_url = "/lab"
+if os.geteuid() == 0:
+    # Containers and CI machines often run the demo as root; Jupyter Server refuses that by default.
+    c.Spawner.args = ["--allow-root"]
