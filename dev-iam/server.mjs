@@ -34,6 +34,7 @@ const { values: opts } = parseArgs({
 });
 
 const port = Number(opts.port);
+const redirectUris = opts['redirect-uri'].length ? opts['redirect-uri'] : ['http://127.0.0.1:8000/hub/oauth_callback'];
 const issuer = opts.issuer ?? `http://${opts.host}:${port}/`;
 const ttl = {
   access: Number(opts['access-token-ttl']),
@@ -82,7 +83,7 @@ const provider = new Provider(issuer, {
       client_id: opts['client-id'],
       // From the environment, not argv: process arguments are visible to every local user.
       client_secret: process.env.DEV_IAM_CLIENT_SECRET ?? 'dlaas-hub-dev-secret',
-      redirect_uris: opts['redirect-uri'].length ? opts['redirect-uri'] : ['http://127.0.0.1:8000/hub/oauth_callback'],
+      redirect_uris: redirectUris,
       grant_types: ['authorization_code', 'refresh_token', EXCHANGE_GRANT],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -281,5 +282,6 @@ async function controlHandler(req, res) {
 
 server.listen(port, opts.host, () => {
   console.log(`dev-iam: issuer ${issuer} listening on http://${opts.host}:${port}`);
+  console.log(`dev-iam: client ${opts['client-id']} may redirect to ${redirectUris.join(' ')}`);
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 500).unref());

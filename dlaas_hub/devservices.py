@@ -68,7 +68,8 @@ def start_dev_iam(port: int, *, redirect_uris: list[str], client_id: str, client
     cmd = [node(), str(DEV_IAM_SCRIPT), f"--port={port}", f"--client-id={client_id}"]
     cmd += [f"--redirect-uri={uri}" for uri in redirect_uris]
     cmd += extra_args or []
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env={**os.environ, "NODE_ENV": "development", "DEV_IAM_CLIENT_SECRET": client_secret})
+    env = {**os.environ, "NODE_ENV": "development", "DEV_IAM_CLIENT_SECRET": client_secret}
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration", proc=proc)
     except ServiceError:

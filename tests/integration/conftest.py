@@ -45,7 +45,7 @@ class Hub:
 
 @pytest.fixture(scope="module")
 def ports():
-    return {"iam": devservices.free_port(), "hub": devservices.free_port()}
+    return {"iam": devservices.free_port(), "hub": devservices.free_port(), "hub2": devservices.free_port()}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def client_secret():
 def dev_iam(ports, client_secret, tmp_path_factory):
     log = (tmp_path_factory.mktemp("iam") / "iam.log").open("w")
     proc = devservices.start_dev_iam(
-        ports["iam"], redirect_uris=[f"http://127.0.0.1:{ports['hub']}/hub/oauth_callback"],
+        ports["iam"], redirect_uris=[f"http://127.0.0.1:{ports[h]}/hub/oauth_callback" for h in ("hub", "hub2")],
         client_id=CLIENT_ID, client_secret=client_secret, stdout=log, stderr=subprocess.STDOUT,
     )
     yield f"http://127.0.0.1:{ports['iam']}/"
@@ -65,7 +65,8 @@ def dev_iam(ports, client_secret, tmp_path_factory):
     log.close()
 
 
-def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, env=None) -> Hub:
+def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, env=None,
+              exchange_targets=None) -> Hub:
     shutil.copy(Path(__file__).parent / "hub_config.py", workdir / "jupyterhub_config.py")
     service_token = secrets.token_hex(16)
     settings = {
@@ -79,7 +80,7 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
         "client_secret": client_secret,
         "allowed_groups": ["/escape"],
         "admin_groups": ["/escape/admins"],
-        "exchange_targets": EXCHANGE_TARGETS,
+        "exchange_targets": exchange_targets or EXCHANGE_TARGETS,
         "service_token": service_token,
     }
     (workdir / "settings.json").write_text(json.dumps(settings))

@@ -1,7 +1,7 @@
 """A full login over HTTP against the development IAM and a real JupyterHub."""
 
-import jwt
 import httpx
+import jwt
 import pytest
 
 from .conftest import EXCHANGE_TARGETS, browser_login
