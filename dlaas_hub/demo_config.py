@@ -15,7 +15,7 @@ c.ConfigurableHTTPProxy.command = settings["chp_command"]
 c.JupyterHub.db_url = f"sqlite:///{settings['state_dir']}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{settings['state_dir']}/cookie_secret"
 c.JupyterHub.pid_file = f"{settings['state_dir']}/jupyterhub.pid"
-c.CryptKeeper.keys = [settings["crypt_key"]]
+c.CryptKeeper.keys = [settings["crypt_key"]] if settings.get("crypt_key") else []
 
 c.JupyterHub.authenticator_class = "dlaas"
 c.DLaaSAuthenticator.login_service = "Development IAM"
@@ -23,12 +23,12 @@ c.DLaaSAuthenticator.oidc_issuer = settings["issuer"]
 c.DLaaSAuthenticator.client_id = settings["client_id"]
 c.DLaaSAuthenticator.client_secret = settings["client_secret"]
 c.DLaaSAuthenticator.oauth_callback_url = settings["hub_url"] + "/hub/oauth_callback"
-c.DLaaSAuthenticator.allowed_groups = {"/escape"}
-c.DLaaSAuthenticator.admin_groups = {"/escape/admins"}
-c.DLaaSAuthenticator.exchange_targets = {
+c.DLaaSAuthenticator.allowed_groups = set(settings.get("allowed_groups", ["/escape"]))
+c.DLaaSAuthenticator.admin_groups = set(settings.get("admin_groups", ["/escape/admins"]))
+c.DLaaSAuthenticator.exchange_targets = settings.get("exchange_targets", {
     "eos": {"audience": "eos-eulake", "scope": "openid profile wlcg.groups storage.read:/eos"},
     "rucio": {"audience": "rucio", "scope": "openid profile"},
-}
+})
 
 # One local process per user, run as the demo's own user under the state directory.
 c.JupyterHub.spawner_class = "simple"

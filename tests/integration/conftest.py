@@ -65,27 +65,31 @@ def dev_iam(ports, client_secret, tmp_path_factory):
     log.close()
 
 
-def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, env=None,
-              exchange_targets=None) -> Hub:
+def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, exchange_targets=None,
+              crypt_key: str | None = None) -> Hub:
+    """Start JupyterHub with the demo's configuration and wait until it is healthy."""
     shutil.copy(Path(__file__).parent / "hub_config.py", workdir / "jupyterhub_config.py")
     service_token = secrets.token_hex(16)
+    crypt_key = secrets.token_hex(32) if crypt_key is None else crypt_key
     settings = {
+        "state_dir": str(workdir),
         "hub_url": f"http://127.0.0.1:{hub_port}",
-        "hub_port": devservices.free_port(),
+        "hub_internal_port": devservices.free_port(),
         "proxy_api_port": devservices.free_port(),
         "chp_command": devservices.chp_command(),
-        "workdir": str(workdir),
+        "singleuser_command": [devservices.python_bin("jupyterhub-singleuser")],
         "issuer": iam_url,
         "client_id": CLIENT_ID,
         "client_secret": client_secret,
+        "crypt_key": crypt_key,
         "allowed_groups": ["/escape"],
         "admin_groups": ["/escape/admins"],
         "exchange_targets": exchange_targets or EXCHANGE_TARGETS,
-        "service_token": service_token,
     }
     (workdir / "settings.json").write_text(json.dumps(settings))
     log_path = workdir / "hub.log"
-    hub_env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), **(env or {})}
+    hub_env = {**os.environ, "DLAAS_DEMO_STATE": str(workdir), "DLAAS_TEST_SERVICE_TOKEN": service_token}
+    hub_env.pop("JUPYTERHUB_CRYPT_KEY", None)  # the key comes from settings.json, or is missing on purpose
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [devservices.python_bin("jupyterhub"), "-f", str(workdir / "jupyterhub_config.py")],

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_hub_without_crypt_key_refuses_to_start_and_says_how(tmp_path, dev_iam, client_secret):
     with pytest.raises(AssertionError) as info:
         start_hub(tmp_path, hub_port=devservices.free_port(), iam_url=dev_iam, client_secret=client_secret,
-                  env={"JUPYTERHUB_CRYPT_KEY": ""})
+                  crypt_key="")
     log = str(info.value)
     assert "JUPYTERHUB_CRYPT_KEY is not set" in log
     assert "openssl rand -hex 32" in log
