@@ -188,6 +188,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._check_config()
+        self._define_tokens_scope()
         self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)
         self._jwks: JWKSCache | None = None
         self._prefetch_task = None
@@ -223,8 +224,37 @@ class DLaaSAuthenticator(GenericOAuthenticator):
 
     # -- provider endpoints -------------------------------------------------------------------
 
+    def _define_tokens_scope(self):
+        # The hub's roles may only name defined scopes; define ours before JupyterHub loads them.
+        from jupyterhub import scopes
+
+        from .spawners.mixin import TOKENS_SCOPE
+
+        if TOKENS_SCOPE not in scopes.scope_definitions:
+            scopes.define_custom_scopes({TOKENS_SCOPE: {
+                "description": "Read your own data-lake credential files (audience-restricted tokens).",
+            }})
+
+    def _check_tokens_role(self):
+        from jupyterhub import orm
+
+        from .spawners.mixin import TOKENS_SCOPE
+
+        app = self.parent
+        spawner_class = getattr(app, "spawner_class", None)
+        if app is None or not hasattr(spawner_class, "credential_bundle") or not hasattr(app, "db"):
+            return
+        role = orm.Role.find(app.db, "user")
+        if role is not None and not any(s.split("!")[0] == TOKENS_SCOPE for s in role.scopes):
+            raise ConfigError(
+                f"JupyterHub.load_roles: the 'user' role must hold '{TOKENS_SCOPE}!user' so that each server's "
+                f"token agent may fetch its credentials. Add: c.JupyterHub.load_roles = "
+                f"[{{'name': 'user', 'scopes': ['self', '{TOKENS_SCOPE}!user']}}]"
+            )
+
     def check_allow_config(self):
         super().check_allow_config()
+        self._check_tokens_role()
         # Warm the discovery and JWKS caches in the background: start-up never waits for the
         # provider, and a provider that is down now is retried at the first login.
         try:
@@ -407,6 +437,11 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         """Keep the login as long as auth_state holds it; renewal of the tokens is not done here yet."""
         auth_state = await user.get_auth_state()
         return bool(auth_state)
+
+    def get_handlers(self, app):
+        from .tokenapi import handlers
+
+        return super().get_handlers(app) + handlers()
 
     async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
         """oauthenticator's JSON fetches, routed through the pooled httpx client."""

@@ -14,6 +14,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hub-port", type=int, default=8000, help="port of the hub (default: 8000)")
     demo.add_argument("--iam-port", type=int, default=8180, help="port of the development IAM (default: 8180)")
     demo.add_argument("--state-dir", default=".demo", help="where the demo keeps its database and secrets")
+
+    agent = commands.add_parser("token-agent", help="keep a server's credential files fresh (runs beside the server)")
+    agent.add_argument("--dir", required=True, help="the server's credentials directory (created with mode 0700)")
+    agent.add_argument("--once", action="store_true", help="fetch and write once, then exit (1 on failure)")
+    agent.add_argument("--margin", type=float, default=300.0, help="renew this many seconds before expiry")
+    agent.add_argument("--min-interval", type=float, default=5.0, help="shortest pause between two rounds")
+
+    profiles = commands.add_parser("profiles", help="check or render the experiments' profiles")
+    profile_commands = profiles.add_subparsers(dest="profiles_command", required=True)
+    validate = profile_commands.add_parser("validate", help="report every error, with file and key")
+    validate.add_argument("directory", nargs="?", default="profiles")
+    render = profile_commands.add_parser("render", help="print the profiles as Zero-to-JupyterHub values")
+    render.add_argument("directory", nargs="?", default="profiles")
     return parser
 
 
@@ -23,6 +36,14 @@ def main(argv=None) -> int:
         from . import demo
 
         return demo.main(args)
+    if args.command == "token-agent":
+        from . import agent
+
+        return agent.main(args)
+    if args.command == "profiles":
+        from . import profiles_cli
+
+        return profiles_cli.main(args)
     return 2
 
 

@@ -1,0 +1,111 @@
+"""DLaaSKubeSpawner: KubeSpawner with science profiles, data-lake mounts and a token agent sidecar."""
+
+from __future__ import annotations
+
+import posixpath
+
+from kubespawner import KubeSpawner
+from traitlets import Bool, Integer, Unicode, default
+
+from .mixin import DLaaSSpawnerMixin
+
+TOKEN_VOLUME = "dlaas-credentials"
+READY_MARKER = ".dlaas-ready"
+
+
+class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
+    """One pod per user with the chosen profile, the data lake mounted and fresh tokens.
+
+    The profile choice is rendered and parsed by kubespawner's own ``profile_list`` machinery; the
+    hub re-checks it against the user's groups before anything starts. Token files never travel in
+    the pod spec: a token agent, run as a native sidecar (an init container with
+    ``restartPolicy: Always``), fetches them from the hub with the server's own API token and writes
+    them into an in-memory volume that the notebook container mounts read-only. Its startup probe
+    holds the notebook container back until the first set is written.
+    """
+
+    token_agent_image = Unicode(
+        config=True,
+        help="Image of the token agent sidecar: any image with dlaas-hub installed, by default the hub's own "
+             "(Zero-to-JupyterHub: hub.image). Required for credential delivery.",
+    )
+    token_agent_enabled = Bool(True, config=True, help="Run the token agent sidecar in every user pod.")
+    credentials_mount_path = Unicode(
+        "/var/run/dlaas",
+        config=True,
+        help="Where the in-memory credentials volume is mounted; the files live in its ``tokens`` subdirectory, "
+             "which the agent creates with mode 0700.",
+    )
+    credentials_volume_size = Unicode("1Mi", config=True, help="Size limit of the in-memory credentials volume.")
+    token_agent_memory = Unicode("64Mi", config=True, help="Memory request and limit of the token agent.")
+    token_agent_cpu = Unicode("20m", config=True, help="CPU request of the token agent.")
+    token_agent_startup_seconds = Integer(
+        60, config=True, help="How long the notebook container waits for the first credentials before the pod fails.")
+
+    @default("credentials_dir")
+    def _credentials_dir_default(self):
+        return posixpath.join(self.credentials_mount_path, "tokens")
+
+    @default("profile_list")
+    def _profile_list_default(self):
+        return self.dlaas_profile_list
+
+    async def load_user_options(self):
+        # The pre-spawn hook has already refused a profile the user's groups do not allow.
+        await super().load_user_options()
+        for mount in self._dlaas_mounts:
+            self.volumes.append({"name": f"datalake-{mount['name']}",
+                                 "hostPath": {"path": mount["host_path"], "type": "Directory"}})
+            self.volume_mounts.append({"name": f"datalake-{mount['name']}", "mountPath": mount["mount_path"],
+                                       "readOnly": bool(mount.get("read_only")),
+                                       "mountPropagation": "HostToContainer"})
+        if self.token_agent_enabled:
+            self._add_token_agent()
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(getattr(self, "_dlaas_env", {}))
+        return env
+
+    def _add_token_agent(self):
+        self.volumes.append({"name": TOKEN_VOLUME, "emptyDir": {"medium": "Memory",
+                                                                "sizeLimit": self.credentials_volume_size}})
+        self.volume_mounts.append({"name": TOKEN_VOLUME, "mountPath": self.credentials_mount_path,
+                                   "readOnly": True})
+        self.init_containers.append(self.token_agent_container())
+
+    def token_agent_container(self) -> dict:
+        """The native sidecar: same uid as the notebook, no privileges, read-only root filesystem."""
+        uid = self.uid if isinstance(self.uid, int) else 1000
+        image = self.token_agent_image or self.image
+        ready = posixpath.join(self.credentials_dir, READY_MARKER)
+        return {
+            "name": "dlaas-token-agent",
+            "image": image,
+            "restartPolicy": "Always",
+            "command": ["dlaas-hub", "token-agent", "--dir", self.credentials_dir],
+            "env": [
+                {"name": "JUPYTERHUB_API_URL", "value": self.hub.api_url},
+                {"name": "JUPYTERHUB_USER", "value": self.user.name},
+                {"name": "JUPYTERHUB_SERVER_NAME", "value": self.name or ""},
+                # The server's own hub token, as kubespawner gives the notebook container: it may
+                # read this user's exchanged tokens (custom:dlaas:tokens!user) and nothing more.
+                {"name": "JUPYTERHUB_API_TOKEN", "value": self.api_token},
+            ],
+            "volumeMounts": [{"name": TOKEN_VOLUME, "mountPath": self.credentials_mount_path}],
+            "startupProbe": {
+                "exec": {"command": ["test", "-e", ready]},
+                "periodSeconds": 1,
+                "failureThreshold": self.token_agent_startup_seconds,
+            },
+            "resources": {"requests": {"cpu": self.token_agent_cpu, "memory": self.token_agent_memory},
+                          "limits": {"memory": self.token_agent_memory}},
+            "securityContext": {
+                "runAsUser": uid,
+                "runAsNonRoot": True,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+        }

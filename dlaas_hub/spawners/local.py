@@ -1,0 +1,133 @@
+"""DLaaSLocalSpawner: the DLaaS spawner for one machine and for the demo."""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Dict, List, Unicode, default
+
+from ..credentials import ensure_private_dir, write_private_file
+from .form import KubeProfileFormMixin
+from .mixin import DLaaSSpawnerMixin
+
+
+class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpawner):
+    """Local processes with the same profiles, credential files and environment as on Kubernetes.
+
+    Data-lake mounts are the host's own paths (``host_path``), linked from the server's home;
+    credentials live in a per-user directory (0700) as owner-only files, replaced atomically.
+    """
+
+    credentials_root = Unicode(
+        "/var/lib/dlaas-hub/credentials",
+        config=True,
+        help="Directory holding one credentials directory (mode 0700) per user.",
+    )
+    home_dir_template = Unicode(
+        config=True,
+        help="""Run every server as the hub's own user, with this home directory (``{username}`` is
+        expanded), like JupyterHub's SimpleLocalProcessSpawner: for demos and tests. Empty: each user
+        runs as the system account of the same name.""",
+    )
+    image_commands = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        config=True,
+        help="Command to run instead of a profile's image, by image. Images not listed run ``cmd``.",
+    )
+
+    @default("credentials_dir")
+    def _credentials_dir_default(self):
+        return os.path.join(self.credentials_root, self.escaped_username())
+
+    def _owner(self) -> tuple[int, int]:
+        if self.home_dir_template:
+            return os.getuid(), os.getgid()
+        entry = pwd.getpwnam(self.user.name)
+        return entry.pw_uid, entry.pw_gid
+
+    def _home(self) -> str:
+        if self.home_dir_template:
+            return self.home_dir_template.format(username=self.escaped_username())
+        return pwd.getpwnam(self.user.name).pw_dir
+
+    def make_preexec_fn(self, name):
+        if self.home_dir_template:
+            home = self._home()
+
+            def preexec():
+                os.chdir(home)
+
+            return preexec
+        return super().make_preexec_fn(name)
+
+    def user_env(self, env):
+        if self.home_dir_template:
+            env["USER"] = self.user.name
+            env["HOME"] = self._home()
+            env["SHELL"] = "/bin/bash"
+            return env
+        return super().user_env(env)
+
+    def get_env(self):
+        env = super().get_env()
+        profile = getattr(self, "_dlaas_profile", None)
+        if profile:
+            env.update(profile.env)
+        env.update(getattr(self, "_dlaas_env", {}))
+        return env
+
+    def scratch_path(self) -> str | None:
+        scratch = next((m for m in self._dlaas_mounts if m["name"] == "scratch"), None)
+        return os.path.join(scratch["host_path"], self.escaped_username()) if scratch else None
+
+    def datalake_env(self, bundle):
+        env = super().datalake_env(bundle)
+        if "SCRATCH" in env:
+            env["SCRATCH"] = self.scratch_path()
+        return env
+
+    async def deliver_credentials(self, bundle):
+        uid, gid = self._owner()
+        os.makedirs(self.credentials_root, mode=0o711, exist_ok=True)
+        ensure_private_dir(self.credentials_dir, uid=uid, gid=gid)
+        for f in bundle.files:
+            write_private_file(self.credentials_dir, f.name, f.content, uid=uid, gid=gid)
+        # A file of a target that is gone since the last start must not linger.
+        current = {f.name for f in bundle.files}
+        for name in os.listdir(self.credentials_dir):
+            if not name.startswith(".") and name not in current:
+                os.unlink(os.path.join(self.credentials_dir, name))
+        self._prepare_home(uid, gid)
+
+    def _prepare_home(self, uid, gid):
+        home = self._home()
+        if self.home_dir_template:
+            os.makedirs(home, mode=0o700, exist_ok=True)
+        links = os.path.join(home, "datalake")
+        if not os.path.isdir(links):
+            os.mkdir(links, 0o755)
+            os.chown(links, uid, gid)
+        for mount in self._dlaas_mounts:
+            link = os.path.join(links, mount["name"])
+            if os.path.islink(link):
+                os.unlink(link)
+            if not os.path.exists(link):
+                os.symlink(mount["host_path"], link)
+        scratch = self.scratch_path()
+        if scratch:
+            ensure_private_dir(scratch, uid=uid, gid=gid)
+
+    async def run_pre_spawn_hook(self):
+        result = await super().run_pre_spawn_hook()
+        profile = self._dlaas_profile
+        if profile is not None:
+            if profile.image in self.image_commands:
+                self.cmd = list(self.image_commands[profile.image])
+            for key, trait in (("mem_limit", "mem_limit"), ("cpu_limit", "cpu_limit"),
+                               ("mem_request", "mem_guarantee"), ("cpu_request", "cpu_guarantee")):
+                if key in profile.resources:
+                    setattr(self, trait, profile.resources[key])
+        return result

@@ -1,0 +1,210 @@
+"""What both DLaaS spawners share: profiles, data-lake mounts, environment and credentials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyterhub.utils import maybe_future
+from tornado import web
+from traitlets import Bool, Dict, HasTraits, List, Unicode, default
+
+from ..credentials import Bundle, RucioSettings, build_bundle
+from ..profiles import Profile, ProfileCatalog, load_inline
+
+TOKENS_SCOPE = "custom:dlaas:tokens"
+
+# One catalog per profiles directory, shared by every spawner of the hub.
+_CATALOGS: dict[str, ProfileCatalog] = {}
+
+DEFAULT_MOUNTS = [
+    {"name": "eos", "host_path": "/eos/eulake_1", "mount_path": "/eos/eulake_1", "read_only": True},
+    {"name": "scratch", "host_path": "/scratch", "mount_path": "/scratch", "read_only": False},
+]
+
+
+class DLaaSSpawnerMixin(HasTraits):
+    """Profiles, data-lake mounts and credential delivery, for a Spawner subclass."""
+
+    profiles_dir = Unicode(
+        config=True,
+        help="Directory of profile YAML files (one profile per file). Files are re-read when they change; "
+             "a broken file is logged with its name and key, and skipped.",
+    )
+    profiles = List(
+        Dict(),
+        config=True,
+        help="Profiles given inline, as the YAML files' content; used when profiles_dir is not set.",
+    )
+    datalake_mounts = List(
+        Dict(),
+        default_value=DEFAULT_MOUNTS,
+        config=True,
+        help="""The data-lake mounts every profile gets unless it drops them by name: dicts with
+        ``name``, ``host_path`` (where the EOS FUSE DaemonSet mounts on the node), ``mount_path`` and
+        ``read_only``. On Kubernetes they are bound with ``mountPropagation: HostToContainer``.""",
+    )
+    scratch_dir_template = Unicode(
+        "/scratch/{username}",
+        config=True,
+        help="Value of the SCRATCH variable; ``{username}`` is the hub's (escaped) user name. Empty: not set.",
+    )
+    credentials_dir = Unicode(
+        config=True,
+        help="Where the server finds its token files, rucio.cfg and the Rucio extension's config.",
+    )
+    eos_target = Unicode("eos", config=True, help="The exchange target whose token goes to the EOS token file.")
+    rucio_target = Unicode("rucio", config=True, help="The exchange target whose token Rucio uses.")
+    eos_userinfo_url = Unicode(
+        config=True,
+        help="The provider's userinfo URL named in the EOS token file. Default: from DLaaSAuthenticator.",
+    )
+    rucio_host = Unicode(
+        config=True, help="Rucio server, e.g. ``https://escape-rucio.cern.ch``. Empty: no Rucio set-up.")
+    rucio_auth_host = Unicode(
+        config=True, help="Rucio authentication server, e.g. ``https://escape-rucio-auth.cern.ch``.")
+    rucio_ca_cert = Unicode("/etc/pki/tls/certs/ca-bundle.crt", config=True,
+                            help="CA bundle in the server's image used to verify Rucio.")
+    rucio_vo = Unicode(config=True, help="Rucio VO, for multi-VO Rucio servers.")
+    rucio_oidc_audience = Unicode(config=True,
+                                  help="``oidc_audience`` of rucio.cfg. Default: the Rucio target's audience.")
+    rucio_instance = Dict(
+        config=True,
+        help="""The Rucio JupyterLab extension's instance: ``name``, ``display_name``, ``rucio_webui_url``,
+        ``site_name``, ``destination_rse`` and ``rse_mount_path`` (replica mode), and any other key the
+        extension knows, passed through.""",
+    )
+    grant_tokens_scope = Bool(
+        True,
+        config=True,
+        help=f"Grant the server's API token the ``{TOKENS_SCOPE}!user`` scope its token agent needs.",
+    )
+
+    @default("server_token_scopes")
+    def _server_token_scopes_default(self):
+        scopes = ["access:servers!server", "users:activity!user"]
+        if self.grant_tokens_scope:
+            scopes.append(f"{TOKENS_SCOPE}!user")
+        return scopes
+
+    # -- profiles -------------------------------------------------------------------------------
+
+    def all_profiles(self) -> list[Profile]:
+        if self.profiles_dir:
+            catalog = _CATALOGS.get(self.profiles_dir)
+            if catalog is None:
+                catalog = _CATALOGS[self.profiles_dir] = ProfileCatalog(Path(self.profiles_dir), self.log)
+            return catalog.profiles()
+        profiles, errors = load_inline(self.profiles, source=f"{type(self).__name__}.profiles")
+        for error in errors:
+            self.log.error("Profile skipped: %s", error)
+        return profiles
+
+    def user_groups(self) -> set[str]:
+        return {g.name for g in getattr(self.user, "groups", [])}
+
+    def allowed_profiles(self) -> list[Profile]:
+        groups = self.user_groups()
+        return [p for p in self.all_profiles() if p.allows(groups)]
+
+    def dlaas_profile_list(self, spawner=None) -> list[dict]:
+        """kubespawner's ``profile_list``: only the profiles this user's groups allow."""
+        return [p.to_kubespawner() for p in self.allowed_profiles()]
+
+    def selected_profile(self) -> Profile | None:
+        """The profile named in user_options, checked on the hub's side.
+
+        Raises 400 for an unknown slug (naming the valid ones) and 403 for a profile the user's
+        groups do not allow, whether the choice came from the form or the REST API.
+        """
+        allowed = self.allowed_profiles()
+        if not allowed:
+            if self.all_profiles():
+                raise web.HTTPError(403, "None of the server profiles is open to your groups. "
+                                         "Ask your experiment's IAM administrator for access.")
+            return None
+        slug = (self.user_options or {}).get("profile")
+        if not slug:
+            return next((p for p in allowed if p.default), allowed[0])
+        if not isinstance(slug, str):
+            raise web.HTTPError(400, "user_options.profile must be a profile slug")
+        match = next((p for p in allowed if p.slug == slug), None)
+        if match:
+            return match
+        if any(p.slug == slug for p in self.all_profiles()):
+            raise web.HTTPError(403, f"You may not use the profile {slug!r}: it is reserved to other groups. "
+                                     "Ask your experiment's IAM administrator for access.")
+        valid = ", ".join(p.slug for p in allowed)
+        raise web.HTTPError(400, f"Unknown profile {slug!r}. Valid profiles: {valid}")
+
+    # -- mounts and environment -----------------------------------------------------------------
+
+    def mounts_for(self, profile: Profile | None) -> list[dict]:
+        drop = set(profile.drop_mounts) if profile else set()
+        mounts = [m for m in self.datalake_mounts if m["name"] not in drop]
+        if profile:
+            mounts += [{"name": m.name, "host_path": m.host_path, "mount_path": m.mount_path,
+                        "read_only": m.read_only} for m in profile.add_mounts]
+        return mounts
+
+    def escaped_username(self) -> str:
+        """The hub's user name, safe for paths (JupyterHub's own escaping)."""
+        return self.user.escaped_name if hasattr(self.user, "escaped_name") else self.user.name
+
+    def datalake_env(self, bundle: Bundle | None) -> dict[str, str]:
+        env = {}
+        if self.scratch_dir_template and any(m["name"] == "scratch" for m in self._dlaas_mounts):
+            env["SCRATCH"] = self.scratch_dir_template.format(username=self.escaped_username())
+        if bundle:
+            env.update(bundle.env)
+        return env
+
+    # -- credentials ----------------------------------------------------------------------------
+
+    def rucio_settings(self) -> RucioSettings | None:
+        if not self.rucio_host:
+            return None
+        instance = dict(self.rucio_instance)
+        known = {"name": "instance_name", "display_name": "display_name", "rucio_webui_url": "webui_url",
+                 "site_name": "site_name", "destination_rse": "destination_rse", "rse_mount_path": "rse_mount_path"}
+        kwargs = {field: instance.pop(key) for key, field in known.items() if key in instance}
+        authenticator = getattr(self, "authenticator", None)
+        audience = self.rucio_oidc_audience or (
+            getattr(authenticator, "exchange_targets", {}).get(self.rucio_target, {}).get("audience", "rucio"))
+        return RucioSettings(
+            rucio_host=self.rucio_host, auth_host=self.rucio_auth_host or self.rucio_host,
+            ca_cert=self.rucio_ca_cert, vo=self.rucio_vo,
+            oidc_issuer=getattr(authenticator, "oidc_issuer", "") or "", oidc_audience=audience,
+            extra_instance=instance, **kwargs,
+        )
+
+    def userinfo_url(self) -> str | None:
+        if self.eos_userinfo_url:
+            return self.eos_userinfo_url
+        return getattr(getattr(self, "authenticator", None), "userinfo_endpoint", None)
+
+    async def credential_bundle(self, auth_state: dict | None = None) -> Bundle:
+        """The current credential files of this server, rendered from the user's auth_state."""
+        if auth_state is None:
+            auth_state = await self.user.get_auth_state()
+        profile = getattr(self, "_dlaas_profile", None)
+        return build_bundle(
+            auth_state or {}, directory=self.credentials_dir, userinfo_url=self.userinfo_url(),
+            eos_target=self.eos_target, rucio_target=self.rucio_target, rucio=self.rucio_settings(),
+            rucio_mode=profile.rucio_mode if profile else "replica",
+            rucio_enabled=profile.rucio_enabled if profile else True,
+        )
+
+    async def deliver_credentials(self, bundle: Bundle) -> None:
+        """Put the first set of credentials where the server will find them (spawner-specific)."""
+
+    async def run_pre_spawn_hook(self):
+        """Check the profile choice, prepare mounts, env and credentials, then the operator's hook."""
+        self._dlaas_profile = self.selected_profile()
+        self._dlaas_mounts = self.mounts_for(self._dlaas_profile)
+        bundle = await self.credential_bundle()
+        for target, why in bundle.missing.items():
+            self.log.warning("Server of %s starts without its %s token: %s", self.user.name, target, why)
+        self._dlaas_bundle = bundle
+        self._dlaas_env = self.datalake_env(bundle)
+        await self.deliver_credentials(bundle)
+        return await maybe_future(super().run_pre_spawn_hook())
