@@ -52,6 +52,10 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
 
     async def load_user_options(self):
         # The pre-spawn hook has already refused a profile the user's groups do not allow.
+        # This spawner object lives across restarts: start from the configured lists each time.
+        if not hasattr(self, "_dlaas_base_lists"):
+            self._dlaas_base_lists = [list(self.volumes), list(self.volume_mounts), list(self.init_containers)]
+        self.volumes, self.volume_mounts, self.init_containers = (list(x) for x in self._dlaas_base_lists)
         await super().load_user_options()
         for mount in self._dlaas_mounts:
             self.volumes.append({"name": f"datalake-{mount['name']}",

@@ -1,0 +1,186 @@
+"""Real kubespawner pods for every shipped profile, validated against the Kubernetes 1.33 schemas."""
+
+import json
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from tornado import web
+from traitlets.config import Config
+
+from dlaas_hub.spawners import DLaaSKubeSpawner
+
+from .spawner_fixtures import RUCIO_CONFIG, FakeUser, auth_state, fake_authenticator, fake_hub
+
+PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+SLUGS = sorted(p.stem.split("-", 1)[1] for p in PROFILES.glob("*.yaml"))
+HUB_API_TOKEN = "hub-api-token-for-this-server"
+
+
+def make_spawner(user=None, **settings):
+    config = Config()
+    config.DLaaSKubeSpawner.profiles_dir = str(PROFILES)
+    config.DLaaSKubeSpawner.token_agent_image = "quay.io/dlaas-hub/hub:0.1.0"
+    config.DLaaSKubeSpawner.uid = 1000
+    config.DLaaSKubeSpawner.fs_gid = 100
+    for key, value in {**RUCIO_CONFIG, **settings}.items():
+        config.DLaaSKubeSpawner[key] = value
+    spawner = DLaaSKubeSpawner(_mock=True, config=config, user=user or FakeUser(), hub=fake_hub(),
+                               authenticator=fake_authenticator())
+    spawner.api_token = HUB_API_TOKEN
+    return spawner
+
+
+async def build_pod(spawner, slug=None) -> dict:
+    spawner.user_options = {"profile": slug} if slug else {}
+    await spawner.run_pre_spawn_hook()
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as api:
+        return api.sanitize_for_serialization(pod)
+
+
+def container(pod, name):
+    return next(c for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", []) if c["name"] == name)
+
+
+EVERY_GROUP = ["/escape", "/escape/ska", "/escape/magic", "/escape/cta"]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+async def test_every_profile_gives_a_valid_pod(slug):
+    spawner = make_spawner(user=FakeUser(groups=EVERY_GROUP))
+    pod = await build_pod(spawner, slug)
+    assert pod["kind"] == "Pod"
+    kubernetes_validate.validate(pod, "1.33", strict=True)
+
+    notebook = container(pod, "notebook")
+    profile = next(p for p in spawner.all_profiles() if p.slug == slug)
+    assert notebook["image"] == profile.image
+
+    mounts = {m["mountPath"]: m for m in notebook["volumeMounts"]}
+    assert mounts["/eos/eulake_1"]["readOnly"] is True
+    assert mounts["/eos/eulake_1"]["mountPropagation"] == "HostToContainer"
+    assert mounts["/scratch"]["readOnly"] is False
+    assert mounts["/scratch"]["mountPropagation"] == "HostToContainer"
+    assert mounts["/var/run/dlaas"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["datalake-eos"]["hostPath"] == {"path": "/eos/eulake_1", "type": "Directory"}
+    assert volumes["dlaas-credentials"]["emptyDir"]["medium"] == "Memory"
+
+    env = {e["name"]: e.get("value") for e in notebook["env"]}
+    assert env["SCRATCH"] == "/scratch/mariaska"
+    assert env["OAUTH2_TOKEN"] == "FILE:/var/run/dlaas/tokens/eos-token"
+    assert env["RUCIO_CONFIG"] == "/var/run/dlaas/tokens/rucio.cfg"
+    assert env["JUPYTER_CONFIG_PATH"] == "/var/run/dlaas/tokens"
+    assert "BEARER_TOKEN_FILE" not in env
+    for key, value in profile.env.items():
+        assert env[key] == value
+
+    agent = container(pod, "dlaas-token-agent")
+    assert agent["restartPolicy"] == "Always"  # a native sidecar
+    assert agent["startupProbe"]["exec"]["command"] == ["test", "-e", "/var/run/dlaas/tokens/.dlaas-ready"]
+    assert agent["securityContext"]["runAsUser"] == notebook["securityContext"]["runAsUser"] == 1000
+    assert agent["securityContext"]["allowPrivilegeEscalation"] is False
+    assert agent["securityContext"]["readOnlyRootFilesystem"] is True
+    assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"mountPath": "/var/run/dlaas", "name": "dlaas-credentials"} in agent["volumeMounts"]
+    assert notebook["securityContext"]["allowPrivilegeEscalation"] is False
+
+    serialized = json.dumps(pod)
+    state = auth_state()
+    for secret in [state["access_token"], state["refresh_token"], state["id_token"]] + [
+            t["access_token"] for t in state["exchanged"].values()]:
+        assert secret not in serialized, "a token is in the pod spec"
+
+
+async def test_profile_resources_reach_the_pod():
+    pod = await build_pod(make_spawner(), "ska-sdc1")
+    resources = container(pod, "notebook")["resources"]
+    # kubespawner reads memory units as powers of 1024
+    assert resources["limits"] == {"cpu": 8.0, "memory": 16 * 1024**3}
+    assert resources["requests"] == {"cpu": 2.0, "memory": 8 * 1024**3}
+
+
+async def test_default_profile_when_none_chosen():
+    pod = await build_pod(make_spawner())
+    assert container(pod, "notebook")["image"].endswith("datalake-singleuser:v1.3.2")
+
+
+async def test_profile_dropping_a_mount(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "slug: noscratch\ndisplay_name: No scratch\ndescription: d\nimage: quay.io/x/y:1\n"
+        "mounts:\n  drop: [scratch]\n  add: [{name: cvmfs, host_path: /cvmfs, mount_path: /cvmfs, read_only: true}]\n")
+    pod = await build_pod(make_spawner(profiles_dir=str(tmp_path)), "noscratch")
+    kubernetes_validate.validate(pod, "1.33", strict=True)
+    notebook = container(pod, "notebook")
+    paths = {m["mountPath"] for m in notebook["volumeMounts"]}
+    assert "/scratch" not in paths and "/cvmfs" in paths and "/eos/eulake_1" in paths
+    assert "SCRATCH" not in {e["name"] for e in notebook["env"]}
+
+
+async def test_download_mode_profile_configures_the_extension():
+    spawner = make_spawner()
+    await build_pod(spawner, "root-xcache")
+    bundle = await spawner.credential_bundle()
+    config = json.loads(next(f.content for f in bundle.files if f.name == "jupyter_server_config.json"))
+    assert config["RucioConfig"]["instances"][0]["mode"] == "download"
+
+
+async def test_restarts_do_not_pile_up_volumes():
+    spawner = make_spawner()
+    first = await build_pod(spawner, "root")
+    second = await build_pod(spawner, "minimal")
+    assert len(second["spec"]["volumes"]) == len(first["spec"]["volumes"])
+    assert len(second["spec"]["initContainers"]) == 1
+
+
+async def test_forbidden_profile_is_refused_with_403():
+    spawner = make_spawner(user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.user_options = {"profile": "ska-sdc1"}
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.run_pre_spawn_hook()
+    assert info.value.status_code == 403
+    assert "ska-sdc1" in info.value.log_message
+
+
+async def test_unknown_profile_is_refused_with_400_naming_valid_ones():
+    spawner = make_spawner(user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.user_options = {"profile": "nope"}
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.run_pre_spawn_hook()
+    assert info.value.status_code == 400
+    assert "minimal" in info.value.log_message and "ska-sdc1" not in info.value.log_message
+
+
+async def test_options_form_lists_only_allowed_profiles():
+    alice = make_spawner(user=FakeUser(name="alice", groups=["/escape"]))
+    maria = make_spawner()
+    alice_form = await alice._render_options_form_dynamically(alice)
+    maria_form = await maria._render_options_form_dynamically(maria)
+    assert 'value="minimal"' in alice_form and 'value="ska-sdc1"' not in alice_form
+    assert 'value="ska-sdc1"' in maria_form
+    assert 'value="gcc-magic-cta"' not in maria_form
+
+
+async def test_user_without_any_allowed_profile_is_refused(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "slug: ska\ndisplay_name: S\ndescription: d\nimage: quay.io/x/y:1\nallowed_groups: [/escape/ska]\n")
+    spawner = make_spawner(user=FakeUser(name="alice", groups=["/escape"]), profiles_dir=str(tmp_path))
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.run_pre_spawn_hook()
+    assert info.value.status_code == 403
+
+
+async def test_server_token_gets_the_tokens_scope():
+    assert "custom:dlaas:tokens!user" in make_spawner().server_token_scopes
+
+
+async def test_missing_optional_token_leaves_its_env_out(caplog):
+    state = auth_state(exchange_errors={"rucio": {"error": "invalid_scope"}})
+    del state["exchanged"]["rucio"]
+    pod = await build_pod(make_spawner(user=FakeUser(state=state)), "minimal")
+    env = {e["name"] for e in container(pod, "notebook")["env"]}
+    assert "OAUTH2_TOKEN" in env and "RUCIO_CONFIG" not in env
+    assert "starts without its rucio token" in caplog.text
