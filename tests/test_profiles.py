@@ -18,7 +18,8 @@ from dlaas_hub.profiles import (
 
 REPO_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
-GOOD = {"slug": "demo", "display_name": "Demo", "description": "A demo.", "image": "quay.io/jupyter/base-notebook:2025-01-01"}
+GOOD = {"slug": "demo", "display_name": "Demo", "description": "A demo.",
+        "image": "quay.io/jupyter/base-notebook:2025-01-01"}
 
 
 def write(directory: Path, name: str, doc) -> Path:
