@@ -30,11 +30,32 @@ c.DLaaSAuthenticator.exchange_targets = settings.get("exchange_targets", {
     "rucio": {"audience": "rucio", "scope": "openid profile"},
 })
 
-# One local process per user, run as the demo's own user under the state directory.
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = settings["state_dir"] + "/home/{username}"
+# The user role holds the scope each server's token agent uses to fetch its credentials.
+c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "custom:dlaas:tokens!user"]}]
+
+# One local process per user, run as the demo's own user under the state directory, with the
+# experiments' profiles and the data lake mapped to local directories.
+state = Path(settings["state_dir"])
+c.JupyterHub.spawner_class = "dlaas-local"
+c.DLaaSLocalSpawner.home_dir_template = str(state / "home" / "{username}")
+c.DLaaSLocalSpawner.credentials_root = str(state / "credentials")
+c.DLaaSLocalSpawner.profiles_dir = settings.get("profiles_dir") or str(Path(__file__).resolve().parent.parent / "profiles")
+c.DLaaSLocalSpawner.datalake_mounts = [
+    {"name": "eos", "host_path": str(state / "datalake" / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
+     "read_only": True},
+    {"name": "scratch", "host_path": str(state / "datalake" / "scratch"), "mount_path": "/scratch",
+     "read_only": False},
+]
+for _mount in c.DLaaSLocalSpawner.datalake_mounts:
+    os.makedirs(_mount["host_path"], exist_ok=True)
+c.DLaaSLocalSpawner.rucio_host = "https://escape-rucio.cern.ch"
+c.DLaaSLocalSpawner.rucio_auth_host = "https://escape-rucio-auth.cern.ch"
+c.DLaaSLocalSpawner.rucio_instance = {
+    "name": "escape", "display_name": "ESCAPE", "rucio_webui_url": "https://escape-rucio-webui.cern.ch",
+    "destination_rse": "EULAKE-1", "rse_mount_path": "/eos/eulake_1", "site_name": "CERN",
+}
 c.Spawner.cmd = settings["singleuser_command"]
-c.Spawner.default_url = "/lab"
+c.Spawner.default_url = settings.get("default_url", "/lab")
 if os.geteuid() == 0:
     # Containers and CI machines often run the demo as root; Jupyter Server refuses that by default.
     c.Spawner.args = ["--allow-root"]

@@ -85,6 +85,7 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
         "allowed_groups": ["/escape"],
         "admin_groups": ["/escape/admins"],
         "exchange_targets": exchange_targets or EXCHANGE_TARGETS,
+        "default_url": "/tree",
     }
     (workdir / "settings.json").write_text(json.dumps(settings))
     log_path = workdir / "hub.log"

@@ -12,9 +12,10 @@ c = get_config()  # noqa: F821
 
 c.JupyterHub.log_level = "DEBUG"
 c.JupyterHub.services = [{"name": "tester", "api_token": os.environ["DLAAS_TEST_SERVICE_TOKEN"]}]
-c.JupyterHub.load_roles = [
-    {"name": "tester", "scopes": ["admin:users", "admin:auth_state", "list:users", "read:groups"],
-     "services": ["tester"]},
+c.JupyterHub.load_roles = c.JupyterHub.load_roles + [
+    {"name": "tester", "services": ["tester"],
+     "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:server_state", "list:users",
+                "read:groups"]},
 ]
 
 _handler = logging.StreamHandler()
