@@ -39,7 +39,8 @@ state = Path(settings["state_dir"])
 c.JupyterHub.spawner_class = "dlaas-local"
 c.DLaaSLocalSpawner.home_dir_template = str(state / "home" / "{username}")
 c.DLaaSLocalSpawner.credentials_root = str(state / "credentials")
-c.DLaaSLocalSpawner.profiles_dir = settings.get("profiles_dir") or str(Path(__file__).resolve().parent.parent / "profiles")
+c.DLaaSLocalSpawner.profiles_dir = settings.get("profiles_dir") or str(
+    Path(__file__).resolve().parent.parent / "profiles")
 c.DLaaSLocalSpawner.datalake_mounts = [
     {"name": "eos", "host_path": str(state / "datalake" / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
      "read_only": True},

@@ -142,7 +142,8 @@ def test_restarted_server_gets_fresh_files(hub, maria):
     env = server_environ(server)
     new = open(env["OAUTH2_TOKEN"][5:]).read()
     assert new != old
-    assert new.split(":")[1] == hub.api("GET", "/users/mariaska").json()["auth_state"]["exchanged"]["eos"]["access_token"]
+    state = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    assert new.split(":")[1] == state["exchanged"]["eos"]["access_token"]
     config = json.load(open(os.path.join(env["JUPYTER_CONFIG_PATH"], "jupyter_server_config.json")))
     assert config["RucioConfig"]["instances"][0]["mode"] == "replica"
     stop(hub, "mariaska")
