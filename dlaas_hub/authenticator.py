@@ -235,12 +235,12 @@ class DLaaSAuthenticator(GenericOAuthenticator):
                 "description": "Read your own data-lake credential files (audience-restricted tokens).",
             }})
 
-    def _check_tokens_role(self):
+    def _check_tokens_role(self, app):
+        """With a DLaaS spawner, the 'user' role must hold the scope the token agents need."""
         from jupyterhub import orm
 
         from .spawners.mixin import TOKENS_SCOPE
 
-        app = self.parent
         spawner_class = getattr(app, "spawner_class", None)
         if app is None or not hasattr(spawner_class, "credential_bundle") or not hasattr(app, "db"):
             return
@@ -254,7 +254,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
 
     def check_allow_config(self):
         super().check_allow_config()
-        self._check_tokens_role()
+        self._check_tokens_role(self.parent)
         # Warm the discovery and JWKS caches in the background: start-up never waits for the
         # provider, and a provider that is down now is retried at the first login.
         try:

@@ -381,3 +381,33 @@ async def test_no_token_in_logs_at_debug(iam, auth, caplog):
     assert iam.issued
     for token in iam.issued + [CLIENT_SECRET]:
         assert token not in text
+
+
+# -- the token agents' scope ------------------------------------------------------------------
+
+def _app_with_user_role(scopes):
+    from types import SimpleNamespace
+
+    from jupyterhub import orm
+
+    from dlaas_hub.spawners import DLaaSLocalSpawner
+
+    db = orm.new_session_factory("sqlite://")()
+    db.add(orm.Role(name="user", scopes=scopes))
+    db.commit()
+    return SimpleNamespace(db=db, spawner_class=DLaaSLocalSpawner)
+
+
+def test_user_role_without_tokens_scope_is_a_config_error(auth):
+    with pytest.raises(ConfigError, match=r"JupyterHub.load_roles.*custom:dlaas:tokens!user"):
+        auth._check_tokens_role(_app_with_user_role(["self"]))
+
+
+def test_user_role_with_tokens_scope_passes(auth):
+    auth._check_tokens_role(_app_with_user_role(["self", "custom:dlaas:tokens!user"]))
+
+
+def test_tokens_scope_is_defined_for_the_hubs_roles(auth):
+    from jupyterhub import scopes
+
+    assert "custom:dlaas:tokens" in scopes.scope_definitions
