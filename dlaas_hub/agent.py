@@ -91,10 +91,12 @@ class TokenAgent:
         return changed
 
     def next_delay(self, expires_at: int | None) -> float:
+        """Wake up a margin before the earliest expiry; for short-lived tokens, at 70% of what is left."""
         if expires_at is None:
             return self.config.max_interval
-        delay = expires_at - self.config.margin - time.time()
-        return min(max(delay, self.config.min_interval), self.config.max_interval)
+        remaining = expires_at - time.time()
+        margin = min(self.config.margin, 0.3 * max(remaining, 0))
+        return min(max(remaining - margin, self.config.min_interval), self.config.max_interval)
 
     def backoff(self) -> float:
         ceiling = min(self.config.max_backoff, self.config.min_interval * 2 ** min(self.failures, 10))

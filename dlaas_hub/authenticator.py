@@ -18,6 +18,7 @@ from .errors import login_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
 from .http import IAMError, make_client, request_json
 from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
+from .renewal import LoginExpired, Renewer
 from .tokens import jwt_expiry
 
 #: Version of the auth_state layout documented in docs/reference/auth-state.md.
@@ -121,6 +122,20 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         help="How many times an exchange that failed transiently (timeout, 5xx) is retried during login.",
     )
 
+    refresh_margin = Float(
+        300.0,
+        config=True,
+        help="""Renew a token this many seconds before its ``exp`` (at most half its lifetime, so that
+        short-lived tokens are renewed in their second half). Renewal happens when the hub is asked
+        for the user's credentials (by a server's token agent, at spawn, or on the user's requests
+        every ``auth_refresh_age``); when nothing is due, no request is made to the provider.""",
+    )
+    refresh_backoff = Float(
+        5.0,
+        config=True,
+        help="First pause, in seconds, after a failed renewal; it doubles (with jitter) up to 5 minutes.",
+    )
+
     iam_client = Any(help="The pooled httpx.AsyncClient used for every request to the provider.")
 
     @default("iam_client")
@@ -192,6 +207,9 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)
         self._jwks: JWKSCache | None = None
         self._prefetch_task = None
+        self.renewer = Renewer(refresh=self._refresh_grant, exchange=self._exchange_some,
+                               targets=lambda: self.targets, margin=self.refresh_margin, log=self.log,
+                               backoff_base=self.refresh_backoff)
 
     @property
     def targets(self) -> list[ExchangeTarget]:
@@ -301,23 +319,25 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     def _client_params(self):
         return {} if self.basic_auth else {"client_id": self.client_id, "client_secret": self.client_secret}
 
-    async def get_token_info(self, handler, params):
-        """POST to the token endpoint through the pooled client; errors become readable pages."""
+    async def _token_request(self, params: dict) -> dict:
+        """POST to the token endpoint through the pooled client; raises IAMError."""
         data = {k: v for k, v in params.items() if v is not None and k != "data"}
         label = f"token request ({data.get('grant_type', 'unknown grant')})"
+        await self.resolve_endpoints()
+        token_info = await request_json(self.iam_client, "POST", self.token_url, label=label,
+                                        data=data, auth=self._client_auth())
+        if not isinstance(token_info.get("access_token"), str) or not token_info["access_token"]:
+            raise IAMError(label, "the provider's answer holds no access_token")
+        token_info.setdefault("token_type", "Bearer")
+        return token_info
+
+    async def get_token_info(self, handler, params):
+        """The code exchange; errors become readable pages."""
         try:
-            await self.resolve_endpoints()
-            token_info = await request_json(self.iam_client, "POST", self.token_url, label=label,
-                                            data=data, auth=self._client_auth())
+            return await self._token_request(params)
         except IAMError as e:
             self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
-        if not isinstance(token_info.get("access_token"), str) or not token_info["access_token"]:
-            e = IAMError(label, "the provider's answer holds no access_token")
-            self.log.warning("Login failed: %s", e)
-            raise login_error(e, issuer=self.oidc_issuer)
-        token_info.setdefault("token_type", "Bearer")
-        return token_info
 
     async def verify_id_token(self, id_token: str) -> dict:
         await self.resolve_endpoints()
@@ -369,12 +389,15 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         auth_state = super().build_auth_state_dict(token_info, user_info)
         name = user_info.get(self.username_claim) if isinstance(self.username_claim, str) else None
         expires_in = token_info.get("expires_in")
+        now = int(time.time())
+        expires_at = jwt_expiry(token_info["access_token"]) or (
+            int(now + expires_in) if isinstance(expires_in, (int, float)) else None)
         auth_state.update({
             "dlaas_version": AUTH_STATE_VERSION,
             # JupyterHub lower-cases names; the Rucio account is the provider's own spelling.
             "iam_username": name if isinstance(name, str) else self.user_info_to_username(user_info),
-            "access_token_expires_at": jwt_expiry(token_info["access_token"]) or (
-                int(time.time() + expires_in) if isinstance(expires_in, (int, float)) else None),
+            "access_token_expires_at": expires_at,
+            "access_token_lifetime": (expires_at - now) if expires_at else None,
             "exchanged": {},
             "exchange_errors": {},
         })
@@ -433,10 +456,44 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         if failed_required:
             raise login_error(failed_required[0], issuer=self.oidc_issuer)
 
+    # -- renewal ----------------------------------------------------------------------------------
+
+    async def _refresh_grant(self, refresh_token: str) -> dict:
+        token_info = await self._token_request(self.build_refresh_token_request_params(refresh_token))
+        if token_info.get("id_token"):
+            try:
+                await self.verify_id_token(token_info["id_token"])
+            except (IDTokenError, IAMError) as e:
+                self.log.warning("Ignoring the id_token of a token refresh: %s", e)
+                token_info.pop("id_token")
+        return token_info
+
+    async def _exchange_some(self, subject_token: str, targets) -> dict:
+        await self.resolve_endpoints()
+        return await exchange_all(
+            self.iam_client, self.token_url, subject_token, targets,
+            auth=self._client_auth(), client_params=self._client_params(), retries=self.exchange_retries,
+        )
+
+    async def refresh_credentials(self, user) -> bool:
+        """Renew what is near expiry in the user's auth_state (single flight, no I/O when fresh).
+
+        Returns False only when the user has to sign in again (the refresh token was refused);
+        through a provider outage the still-valid tokens are kept and True is returned.
+        """
+        try:
+            await self.renewer.renew(user.name, user.get_auth_state, user.save_auth_state)
+        except LoginExpired:
+            return False
+        return True
+
     async def refresh_user(self, user, handler=None, **kwargs):
-        """Keep the login as long as auth_state holds it; renewal of the tokens is not done here yet."""
-        auth_state = await user.get_auth_state()
-        return bool(auth_state)
+        """JupyterHub's periodic check (``auth_refresh_age``, ``refresh_pre_spawn``): renew if due.
+
+        A transient provider failure never logs the user out (on JupyterHub 5.5 a failed refresh of a
+        token-authenticated request is a 403, which would break the server's token agent).
+        """
+        return await self.refresh_credentials(user)
 
     def get_handlers(self, app):
         from .tokenapi import handlers

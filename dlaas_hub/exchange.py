@@ -54,14 +54,18 @@ class ExchangedToken:
     expires_at: int
     audience: str
     scope: str
+    issued_at: int = 0
 
     def __repr__(self):
         # dataclass' default repr would print the token.
         return f"ExchangedToken(audience={self.audience!r}, scope={self.scope!r}, expires_at={self.expires_at})"
 
     def to_state(self) -> dict:
-        return {"access_token": self.access_token, "expires_at": self.expires_at,
-                "audience": self.audience, "scope": self.scope}
+        state = {"access_token": self.access_token, "expires_at": self.expires_at,
+                 "audience": self.audience, "scope": self.scope}
+        if self.issued_at:
+            state["lifetime"] = max(1, self.expires_at - self.issued_at)
+        return state
 
 
 class ExchangeError(IAMError):
@@ -106,7 +110,8 @@ async def exchange_token(client: httpx.AsyncClient, token_url: str, subject_toke
             raise ExchangeError(target, IAMError(label, "the provider's answer says nothing of the token's lifetime"))
         expires_at = int(now + expires_in)
     scope = document.get("scope") if isinstance(document.get("scope"), str) else target.scope
-    return ExchangedToken(access_token=token, expires_at=expires_at, audience=target.audience, scope=scope)
+    return ExchangedToken(access_token=token, expires_at=expires_at, audience=target.audience, scope=scope,
+                          issued_at=int(now))
 
 
 async def exchange_all(client: httpx.AsyncClient, token_url: str, subject_token: str, targets, **kwargs):

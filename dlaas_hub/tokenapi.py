@@ -33,6 +33,9 @@ class CredentialsAPIHandler(APIHandler):
         spawner = user.spawners[server_name]
         if not hasattr(spawner, "credential_bundle"):
             raise web.HTTPError(404, "This server is not started by a DLaaS spawner")
+        refresh = getattr(self.authenticator, "refresh_credentials", None)
+        if refresh is not None and not await refresh(user):
+            raise web.HTTPError(401, "The user's sign-in has expired; they must sign in again")
         bundle = await spawner.credential_bundle()
         self.set_header("Cache-Control", "no-store")
         self.finish({

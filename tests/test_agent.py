@@ -107,7 +107,8 @@ def test_next_delay_is_clamped(config):
     agent = TokenAgent(config)
     now = time.time()
     assert agent.next_delay(None) == config.max_interval
-    assert agent.next_delay(int(now) + 10) == config.min_interval  # already inside the margin
+    assert agent.next_delay(int(now) + 1) == config.min_interval  # about to expire: ask right away
+    assert 6 <= agent.next_delay(int(now) + 10) <= 7.1  # short-lived: at 70% of what is left
     assert agent.next_delay(int(now) + 100_000) == config.max_interval
 
 

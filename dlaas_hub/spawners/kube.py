@@ -87,7 +87,8 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
             "name": "dlaas-token-agent",
             "image": image,
             "restartPolicy": "Always",
-            "command": ["dlaas-hub", "token-agent", "--dir", self.credentials_dir],
+            "command": ["dlaas-hub", "token-agent", "--dir", self.credentials_dir,
+                        "--margin", str(self.token_agent_margin)],
             "env": [
                 {"name": "JUPYTERHUB_API_URL", "value": self.hub.api_url},
                 {"name": "JUPYTERHUB_USER", "value": self.user.name},

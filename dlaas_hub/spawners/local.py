@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
+import subprocess
+import sys
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Dict, List, Unicode, default
+from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from ..credentials import ensure_private_dir, write_private_file
 from .form import KubeProfileFormMixin
@@ -37,6 +40,10 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
         config=True,
         help="Command to run instead of a profile's image, by image. Images not listed run ``cmd``.",
     )
+
+    token_agent_enabled = Bool(
+        True, config=True, help="Run the token agent as a child process beside each server, to keep its files fresh.")
+    token_agent_pid = Integer(0, help="pid of the running server's token agent (kept in the spawner's state)")
 
     @default("credentials_dir")
     def _credentials_dir_default(self):
@@ -131,3 +138,61 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
                 if key in profile.resources:
                     setattr(self, trait, profile.resources[key])
         return result
+
+    # -- the token agent, a child process beside the server --------------------------------------
+
+    def token_agent_command(self) -> list[str]:
+        return [sys.executable, "-m", "dlaas_hub.cli", "token-agent", "--dir", self.credentials_dir,
+                "--margin", str(self.token_agent_margin), "--min-interval", "1"]
+
+    async def start(self):
+        url = await super().start()
+        if self.token_agent_enabled:
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "JUPYTERHUB_API_URL": self.hub.api_url,
+                "JUPYTERHUB_API_TOKEN": self.api_token,
+                "JUPYTERHUB_USER": self.user.name,
+                "JUPYTERHUB_SERVER_NAME": self.name or "",
+            }
+            agent = subprocess.Popen(self.token_agent_command(), env=env, start_new_session=True,
+                                     preexec_fn=self.make_preexec_fn(self.user.name),
+                                     stdin=subprocess.DEVNULL)
+            self.token_agent_pid = agent.pid
+            self._token_agent = agent
+        return url
+
+    async def stop(self, now=False):
+        self._stop_token_agent()
+        return await super().stop(now=now)
+
+    def _stop_token_agent(self):
+        agent = getattr(self, "_token_agent", None)
+        if agent is not None:
+            agent.terminate()
+            try:
+                agent.wait(5)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
+        elif self.token_agent_pid:
+            try:
+                os.kill(self.token_agent_pid, signal.SIGTERM)  # from a previous hub process
+            except ProcessLookupError:
+                pass
+        self._token_agent = None
+        self.token_agent_pid = 0
+
+    def get_state(self):
+        state = super().get_state()
+        if self.token_agent_pid:
+            state["token_agent_pid"] = self.token_agent_pid
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.token_agent_pid = state.get("token_agent_pid", 0)
+
+    def clear_state(self):
+        super().clear_state()
+        self.token_agent_pid = 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from jupyterhub.utils import maybe_future
 from tornado import web
-from traitlets import Bool, Dict, HasTraits, List, Unicode, default
+from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, default
 
 from ..credentials import Bundle, RucioSettings, build_bundle
 from ..profiles import Profile, ProfileCatalog, load_inline
@@ -73,6 +73,12 @@ class DLaaSSpawnerMixin(HasTraits):
         ``site_name``, ``destination_rse`` and ``rse_mount_path`` (replica mode), and any other key the
         extension knows, passed through.""",
     )
+    token_agent_margin = Float(
+        120.0,
+        config=True,
+        help="The token agent asks for new files this many seconds before the earliest expiry (at most 30% of "
+             "the remaining lifetime). Keep it below DLaaSAuthenticator.refresh_margin.",
+    )
     grant_tokens_scope = Bool(
         True,
         config=True,
@@ -136,6 +142,11 @@ class DLaaSSpawnerMixin(HasTraits):
         valid = ", ".join(p.slug for p in allowed)
         raise web.HTTPError(400, f"Unknown profile {slug!r}. Valid profiles: {valid}")
 
+    def _profile_from_options(self) -> Profile | None:
+        """The running server's profile after a hub restart (user_options persist, attributes do not)."""
+        slug = (self.user_options or {}).get("profile")
+        return next((p for p in self.all_profiles() if p.slug == slug), None)
+
     # -- mounts and environment -----------------------------------------------------------------
 
     def mounts_for(self, profile: Profile | None) -> list[dict]:
@@ -186,7 +197,7 @@ class DLaaSSpawnerMixin(HasTraits):
         """The current credential files of this server, rendered from the user's auth_state."""
         if auth_state is None:
             auth_state = await self.user.get_auth_state()
-        profile = getattr(self, "_dlaas_profile", None)
+        profile = getattr(self, "_dlaas_profile", None) or self._profile_from_options()
         return build_bundle(
             auth_state or {}, directory=self.credentials_dir, userinfo_url=self.userinfo_url(),
             eos_target=self.eos_target, rucio_target=self.rucio_target, rucio=self.rucio_settings(),
@@ -201,6 +212,10 @@ class DLaaSSpawnerMixin(HasTraits):
         """Check the profile choice, prepare mounts, env and credentials, then the operator's hook."""
         self._dlaas_profile = self.selected_profile()
         self._dlaas_mounts = self.mounts_for(self._dlaas_profile)
+        # JupyterHub skips refresh_pre_spawn when auth_refresh_age is 0: renew here in any case.
+        refresh = getattr(getattr(self, "authenticator", None), "refresh_credentials", None)
+        if refresh is not None and not await refresh(self.user):
+            raise web.HTTPError(403, "Your sign-in has expired: please sign in again before starting a server.")
         bundle = await self.credential_bundle()
         for target, why in bundle.missing.items():
             self.log.warning("Server of %s starts without its %s token: %s", self.user.name, target, why)
