@@ -51,6 +51,10 @@ class FakeIAM:
         self.exchange_requests: list[dict] = []
         self.token_requests: list[dict] = []
         self.issued: list[str] = []
+        self.refresh_requests: list[dict] = []
+        self.rotate_refresh_tokens = False
+        self.revoked: set[str] = set()
+        self.exchange_lifetime = 1200
         self.discovery = router.get(f"{self.base}/.well-known/openid-configuration").mock(
             side_effect=lambda request: httpx.Response(200, json=self.metadata()))
         self.jwks = router.get(f"{self.base}/jwks").mock(
@@ -86,14 +90,18 @@ class FakeIAM:
             failure = self.exchange_failures.get(form.get("audience"))
             if failure is not None:
                 return failure
+            if form.get("subject_token") in self.revoked:
+                return httpx.Response(400, json={"error": "invalid_grant"})
             now = int(time.time())
             token = self.sign({"iss": self.issuer, "sub": self.user["sub"], "aud": form["audience"],
-                               "scope": form["scope"], "iat": now, "exp": now + 1200,
+                               "scope": form["scope"], "iat": now, "exp": now + self.exchange_lifetime,
                                "act": {"sub": CLIENT_ID}, "jti": uuid.uuid4().hex})
             self.issued.append(token)
             return httpx.Response(200, json={
                 "access_token": token, "expires_in": 1200, "scope": form["scope"], "token_type": "Bearer",
                 "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"})
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(form)
         self.token_requests.append(form)
         id_token = self.id_token()
         self.issued += [self.access_token, self.refresh_token, id_token]
@@ -101,6 +109,18 @@ class FakeIAM:
             "access_token": self.access_token, "token_type": "Bearer", "expires_in": 3600,
             "refresh_token": self.refresh_token, "id_token": id_token,
             "scope": "openid profile email offline_access wlcg.groups"})
+
+    def _refresh(self, form) -> httpx.Response:
+        self.refresh_requests.append(form)
+        if form.get("refresh_token") != self.refresh_token:
+            return httpx.Response(400, json={"error": "invalid_grant", "error_description": "bad refresh token"})
+        self.access_token = "broad-access-" + uuid.uuid4().hex
+        body = {"access_token": self.access_token, "token_type": "Bearer", "expires_in": 3600,
+                "scope": "openid profile email offline_access wlcg.groups"}
+        if self.rotate_refresh_tokens:
+            self.refresh_token = body["refresh_token"] = "refresh-" + uuid.uuid4().hex
+        self.issued += [v for k, v in body.items() if k.endswith("_token")]
+        return httpx.Response(200, json=body)
 
     def _userinfo(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {self.access_token}":
