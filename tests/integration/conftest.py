@@ -34,6 +34,7 @@ class Hub:
     log_path: Path
     service_token: str
     iam_url: str
+    workdir: Path | None = None
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         headers = {"Authorization": f"token {self.service_token}"}
@@ -54,11 +55,13 @@ def client_secret():
 
 
 @pytest.fixture(scope="module")
-def dev_iam(ports, client_secret, tmp_path_factory):
+def dev_iam(ports, client_secret, tmp_path_factory, request):
+    """The development IAM; a test module may set DEV_IAM_ARGS (token lifetimes...)."""
     log = (tmp_path_factory.mktemp("iam") / "iam.log").open("w")
     proc = devservices.start_dev_iam(
         ports["iam"], redirect_uris=[f"http://127.0.0.1:{ports[h]}/hub/oauth_callback" for h in ("hub", "hub2")],
         client_id=CLIENT_ID, client_secret=client_secret, stdout=log, stderr=subprocess.STDOUT,
+        extra_args=getattr(request.module, "DEV_IAM_ARGS", []),
     )
     yield f"http://127.0.0.1:{ports['iam']}/"
     devservices.stop(proc)
@@ -66,7 +69,7 @@ def dev_iam(ports, client_secret, tmp_path_factory):
 
 
 def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, exchange_targets=None,
-              crypt_key: str | None = None) -> Hub:
+              crypt_key: str | None = None, overrides: dict | None = None) -> Hub:
     """Start JupyterHub with the demo's configuration and wait until it is healthy."""
     shutil.copy(Path(__file__).parent / "hub_config.py", workdir / "jupyterhub_config.py")
     service_token = secrets.token_hex(16)
@@ -86,6 +89,7 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
         "admin_groups": ["/escape/admins"],
         "exchange_targets": exchange_targets or EXCHANGE_TARGETS,
         "default_url": "/tree",
+        "overrides": overrides or {},
     }
     (workdir / "settings.json").write_text(json.dumps(settings))
     log_path = workdir / "hub.log"
@@ -96,7 +100,7 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
             [devservices.python_bin("jupyterhub"), "-f", str(workdir / "jupyterhub_config.py")],
             cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=hub_env,
         )
-    hub = Hub(settings["hub_url"], proc, log_path, service_token, iam_url)
+    hub = Hub(settings["hub_url"], proc, log_path, service_token, iam_url, workdir)
     try:
         devservices.wait_for_http(f"{hub.url}/hub/health", timeout=60, proc=proc)
     except devservices.ServiceError as e:
@@ -106,9 +110,10 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
 
 
 @pytest.fixture(scope="module")
-def hub(dev_iam, ports, client_secret, tmp_path_factory):
+def hub(dev_iam, ports, client_secret, tmp_path_factory, request):
+    """A hub with the demo's configuration; a test module may set HUB_OVERRIDES {"Class.trait": value}."""
     hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=dev_iam,
-                    client_secret=client_secret)
+                    client_secret=client_secret, overrides=getattr(request.module, "HUB_OVERRIDES", None))
     yield hub
     devservices.stop(hub.proc)
 

@@ -1,11 +1,14 @@
 # JupyterHub configuration of the integration tests: the demo's configuration (settings.json in
 # $DLAAS_DEMO_STATE, written by the test), plus a service that may read users' auth_state, and DEBUG
 # logging everywhere for the log-scrub test.
+import json
 import logging
 import os
 from pathlib import Path
 
 import dlaas_hub
+
+settings_overrides = json.loads((Path(os.environ["DLAAS_DEMO_STATE"]) / "settings.json").read_text())["overrides"]
 
 load_subconfig(str(Path(dlaas_hub.__file__).with_name("demo_config.py")))  # noqa: F821
 c = get_config()  # noqa: F821
@@ -17,6 +20,10 @@ c.JupyterHub.load_roles = c.JupyterHub.load_roles + [
      "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:server_state", "list:users",
                 "read:groups"]},
 ]
+
+for _key, _value in settings_overrides.items():
+    _section, _trait = _key.split(".")
+    c[_section][_trait] = _value
 
 _handler = logging.StreamHandler()
 _handler.setFormatter(logging.Formatter("[%(levelname).1s %(name)s] %(message)s"))
