@@ -117,3 +117,49 @@ def test_config_from_env_requires_the_hub_variables(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit, match="JUPYTERHUB_API_URL"):
         AgentConfig.from_env("/tmp/x")
+
+
+def test_agent_process_serves_files_and_exits_cleanly_on_sigterm(tmp_path):
+    """The real command, against a small HTTP server standing in for the hub."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps({"files": [{"name": "eos-token", "content": "oauth2:a.b.c:iam/userinfo",
+                                  "expires_at": int(time.time()) + 3600}], "expires_at": int(time.time()) + 3600})
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.headers.get("Authorization") == "token t0k" and "/dlaas/users/maria/credentials" in self.path
+            self.send_response(200 if ok else 403)
+            self.end_headers()
+            self.wfile.write(body.encode() if ok else b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    directory = tmp_path / "tokens"
+    env = {"PATH": os.environ["PATH"], "JUPYTERHUB_API_URL": f"http://127.0.0.1:{server.server_port}/hub/api",
+           "JUPYTERHUB_API_TOKEN": "t0k", "JUPYTERHUB_USER": "maria"}
+    agent = subprocess.Popen([sys.executable, "-m", "dlaas_hub.cli", "token-agent", "--dir", str(directory)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not (directory / READY_MARKER).exists():
+            assert agent.poll() is None and time.monotonic() < deadline, agent.stdout.read().decode()
+            time.sleep(0.05)
+        assert (directory / "eos-token").read_text() == "oauth2:a.b.c:iam/userinfo"
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=5) == 0
+        output = agent.stdout.read().decode()
+        assert "Token agent stopped" in output and "t0k" not in output and "a.b.c" not in output
+        assert (directory / "eos-token").exists()  # a still-valid file is never removed
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        server.shutdown()
