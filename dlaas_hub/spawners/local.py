@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import signal
@@ -163,16 +164,18 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
         return url
 
     async def stop(self, now=False):
-        self._stop_token_agent()
+        await self._stop_token_agent()
         return await super().stop(now=now)
 
-    def _stop_token_agent(self):
+    async def _stop_token_agent(self):
         agent = getattr(self, "_token_agent", None)
         if agent is not None:
             agent.terminate()
-            try:
-                agent.wait(5)
-            except subprocess.TimeoutExpired:
+            for _ in range(50):  # the agent exits within a second of SIGTERM
+                if agent.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            else:
                 agent.kill()
                 agent.wait()
         elif self.token_agent_pid:
