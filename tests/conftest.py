@@ -2,6 +2,11 @@ import json
 import os
 import tempfile
 
+import pytest
+import respx
+
+from .fakeiam import FakeIAM
+
 
 def pytest_configure(config):
     # A throwaway kubeconfig, in place before kubernetes_asyncio reads KUBECONFIG at import time:
@@ -16,3 +21,16 @@ def pytest_configure(config):
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "dlaas"}}],
         }, f)
     os.environ["KUBECONFIG"] = path
+
+
+@pytest.fixture
+def iam():
+    """An IAM in respx routes (discovery, JWKS, token, userinfo); other HTTP calls are refused."""
+    with respx.mock(assert_all_called=False) as router:
+        yield FakeIAM(router)
+
+
+@pytest.fixture
+def crypt_key(monkeypatch):
+    """auth_state encryption key, which DLaaSAuthenticator requires."""
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "a" * 64)

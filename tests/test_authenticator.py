@@ -3,30 +3,21 @@ import logging
 
 import httpx
 import pytest
-import respx
 from oauthenticator.oauth2 import _serialize_state
 from tornado import web
 from traitlets.config import Config
 
 from dlaas_hub.authenticator import AUTH_STATE_VERSION, ConfigError, DLaaSAuthenticator
 
-from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeIAM, basic_auth_header
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, basic_auth_header
+
+# DLaaSAuthenticator refuses to start without an auth_state encryption key.
+pytestmark = pytest.mark.usefixtures("crypt_key")
 
 TARGETS = {
     "eos": {"audience": "eos-eulake", "scope": "openid storage.read:/eos"},
     "rucio": {"audience": "rucio", "scope": "openid profile"},
 }
-
-
-@pytest.fixture(autouse=True)
-def crypt_key(monkeypatch):
-    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "a" * 64)
-
-
-@pytest.fixture
-def iam():
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeIAM(router)
 
 
 def make(**settings) -> DLaaSAuthenticator:

@@ -4,7 +4,6 @@ import time
 import httpx
 import jwt
 import pytest
-import respx
 
 from dlaas_hub.exchange import (
     ACCESS_TOKEN_TYPE,
@@ -18,16 +17,10 @@ from dlaas_hub.exchange import (
 from dlaas_hub.http import make_client
 from dlaas_hub.tokens import jwt_expiry
 
-from .fakeiam import CLIENT_ID, CLIENT_SECRET, FakeIAM, basic_auth_header
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, basic_auth_header
 
 EOS = ExchangeTarget("eos", "eos-eulake", "openid storage.read:/eos")
 RUCIO = ExchangeTarget("rucio", "rucio", "openid profile", required=False)
-
-
-@pytest.fixture
-def iam():
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeIAM(router)
 
 
 @pytest.fixture

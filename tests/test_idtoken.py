@@ -5,21 +5,14 @@ import time
 import httpx
 import jwt
 import pytest
-import respx
 from cryptography.hazmat.primitives import serialization
 
 from dlaas_hub.http import make_client
 from dlaas_hub.idtoken import IDTokenError, JWKSCache, verify_id_token
 
-from .fakeiam import CLIENT_ID, FakeIAM, ec_key, public_jwk, rsa_key
+from .fakeiam import CLIENT_ID, ec_key, public_jwk, rsa_key
 
 ALGS = ["RS256", "ES256"]
-
-
-@pytest.fixture
-def iam():
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeIAM(router)
 
 
 @pytest.fixture

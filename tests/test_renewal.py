@@ -7,23 +7,13 @@ import time
 
 import httpx
 import pytest
-import respx
 
 from dlaas_hub.renewal import Backoff, is_due
 
-from .fakeiam import FakeIAM
 from .test_authenticator import FakeHandler, make
 
-
-@pytest.fixture(autouse=True)
-def crypt_key(monkeypatch):
-    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "a" * 64)
-
-
-@pytest.fixture
-def iam():
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeIAM(router)
+# DLaaSAuthenticator refuses to start without an auth_state encryption key.
+pytestmark = pytest.mark.usefixtures("crypt_key")
 
 
 class StoredUser:
