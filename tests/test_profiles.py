@@ -69,6 +69,19 @@ def test_schema_errors_name_the_key(change, key, message):
     assert str(errors[0]).startswith("demo.yaml")
 
 
+@pytest.mark.parametrize("key", ["privileged", "uid", "volumes", "extra_pod_config", "init_containers",
+                                 "environment", "token_agent_enabled", "server_token_scopes"])
+def test_overrides_that_weaken_isolation_are_for_operators_only(key):
+    errors = validate_document({**GOOD, "kubespawner_override": {key: True}}, "x.yaml")
+    assert errors and errors[0].key == "kubespawner_override"
+
+
+def test_harmless_overrides_are_accepted():
+    doc = {**GOOD, "kubespawner_override": {"node_selector": {"gpu": "a100"},
+                                            "extra_resource_limits": {"nvidia.com/gpu": "1"}}}
+    assert validate_document(doc, "x.yaml") == []
+
+
 def test_missing_required_fields_are_all_reported():
     errors = validate_document({"slug": "x"}, "x.yaml")
     assert len(errors) == 3
