@@ -434,6 +434,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             # JupyterHub turns this into the 403 page; the exchanged tokens are dropped.
             return auth_model
         self.store_exchange_results(auth_model, results)
+        self.renewer.forget(auth_model["name"])
         return auth_model
 
     def store_exchange_results(self, auth_model: dict, results: dict) -> None:

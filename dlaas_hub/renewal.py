@@ -26,17 +26,22 @@ class LoginExpired(Exception):
     """The provider refused the refresh token: the user has to sign in again."""
 
 
-def is_due(expires_at, *, now: float, margin: float, lifetime: float | None = None) -> bool:
-    """Whether a token expiring at ``expires_at`` should be renewed now.
+def due_at(expires_at, *, margin: float, lifetime: float | None = None) -> float:
+    """When a token expiring at ``expires_at`` becomes due for renewal (0: already, or unknown).
 
     The margin never exceeds half the token's lifetime, so that short-lived tokens (EOS: 20 min,
     or seconds in tests) are renewed in their second half rather than on every request.
     """
     if not isinstance(expires_at, (int, float)):
-        return True
+        return 0.0
     if lifetime:
         margin = min(margin, lifetime / 2)
-    return expires_at - now <= margin
+    return expires_at - margin
+
+
+def is_due(expires_at, *, now: float, margin: float, lifetime: float | None = None) -> bool:
+    """Whether a token expiring at ``expires_at`` should be renewed now."""
+    return now >= due_at(expires_at, margin=margin, lifetime=lifetime)
 
 
 @dataclass
@@ -82,6 +87,20 @@ class Renewer:
         self.backoff_ceiling = backoff_ceiling
         self._inflight: dict[str, asyncio.Future] = {}
         self._backoff: dict[str, Backoff] = {}
+        # When each user's earliest token becomes due: until then, not even auth_state (which
+        # JupyterHub decrypts on every read) is loaded. A new login only makes tokens fresher.
+        self._next_due: dict[str, float] = {}
+
+    def forget(self, key: str) -> None:
+        """A new login replaced the user's tokens: decide afresh next time."""
+        self._next_due.pop(key, None)
+        self._backoff.pop(key, None)
+
+    def next_due(self, auth_state: dict) -> float:
+        exchanged = auth_state.get("exchanged") or {}
+        times = [due_at((exchanged.get(t.name) or {}).get("expires_at"), margin=self.margin,
+                        lifetime=(exchanged.get(t.name) or {}).get("lifetime")) for t in self.targets()]
+        return min(times, default=float("inf"))
 
     def due(self, auth_state: dict, now: float | None = None) -> tuple[bool, list[ExchangeTarget]]:
         """(whether the broad access token is due, the targets whose exchanged token is due)."""
@@ -101,6 +120,8 @@ class Renewer:
         Returns None when nothing was due or a backoff is running, a RenewalResult otherwise.
         Raises LoginExpired on a definitive refusal of the refresh token.
         """
+        if time.time() < self._next_due.get(key, 0.0):
+            return None
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._renew(key, load, save))
@@ -115,6 +136,7 @@ class Renewer:
         now = time.time()
         access_due, targets = self.due(auth_state, now)
         if not targets:
+            self._next_due[key] = self.next_due(auth_state)
             return None
         backoff = self._backoff.setdefault(key, Backoff(self.backoff_base, self.backoff_ceiling))
         if now < backoff.not_before:
@@ -159,6 +181,7 @@ class Renewer:
         else:
             backoff.succeeded()
         await save(auth_state)
+        self._next_due[key] = self.next_due(auth_state)
         return result
 
     async def _refresh(self, auth_state: dict, now: float) -> None:

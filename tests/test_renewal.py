@@ -23,8 +23,10 @@ class StoredUser:
         self.name = name
         self.state = auth_state
         self.saves = 0
+        self.loads = 0
 
     async def get_auth_state(self):
+        self.loads += 1
         return copy.deepcopy(self.state)
 
     async def save_auth_state(self, state):
@@ -94,6 +96,14 @@ async def test_nothing_due_means_no_network_io(iam, auth, user):
     assert user.saves == 0
 
 
+async def test_nothing_due_is_decided_without_even_reading_auth_state(iam, auth, user):
+    assert await auth.refresh_user(user) is True
+    loads = user.loads
+    for _ in range(100):
+        assert await auth.refresh_user(user) is True
+    assert user.loads == loads  # JupyterHub decrypts auth_state on every read: skip it until due
+
+
 async def test_only_due_targets_are_re_exchanged_with_the_current_token(iam, auth, user):
     old_rucio = user.state["exchanged"]["rucio"]["access_token"]
     old_eos = user.state["exchanged"]["eos"]["access_token"]
@@ -138,6 +148,7 @@ async def test_refresh_token_rotation(iam, auth, user, rotate):
     # the next refresh presents the token the provider expects now (a stale one would be refused)
     presented = user.state["refresh_token"]
     expire(user, "eos", access=True)
+    auth.renewer._next_due.clear()  # the test ages the tokens behind the hub's back
     assert await auth.refresh_user(user) is True
     assert iam.refresh_requests[-1]["refresh_token"] == presented
     assert len(iam.refresh_requests) == 2 and user.state["access_token"] == iam.access_token
@@ -205,3 +216,12 @@ async def test_short_lived_tokens_are_renewed_in_their_second_half(iam, user):
     before = len(iam.exchange_requests)
     await a.refresh_user(user)  # 20 s left of 20: not due despite the 300 s margin
     assert len(iam.exchange_requests) == before
+
+
+async def test_a_new_login_resets_the_schedule(iam, auth, user):
+    iam.exchange_failures["rucio"] = httpx.Response(503)
+    expire(user, "eos")
+    await auth.refresh_user(user)  # rucio fails: backoff for this user
+    assert auth.renewer._backoff[user.name].failures == 1
+    await auth.authenticate(FakeHandler())  # the user signs in again
+    assert user.name not in auth.renewer._backoff and user.name not in auth.renewer._next_due
