@@ -220,7 +220,7 @@ async def test_short_lived_tokens_are_renewed_in_their_second_half(iam, user):
 
 async def test_a_new_login_resets_the_schedule(iam, auth, user):
     iam.exchange_failures["rucio"] = httpx.Response(503)
-    expire(user, "eos")
+    expire(user, "eos", "rucio")
     await auth.refresh_user(user)  # rucio fails: backoff for this user
     assert auth.renewer._backoff[user.name].failures == 1
     await auth.authenticate(FakeHandler())  # the user signs in again
