@@ -223,5 +223,6 @@ async def test_a_new_login_resets_the_schedule(iam, auth, user):
     expire(user, "eos", "rucio")
     await auth.refresh_user(user)  # rucio fails: backoff for this user
     assert auth.renewer._backoff[user.name].failures == 1
+    iam.exchange_failures.clear()
     await auth.authenticate(FakeHandler())  # the user signs in again
     assert user.name not in auth.renewer._backoff and user.name not in auth.renewer._next_due
