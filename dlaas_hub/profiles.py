@@ -5,6 +5,7 @@ Pure logic, no hub: the spawners and the ``dlaas-hub profiles`` command build on
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import logging
@@ -30,6 +31,20 @@ def inert_text(text: str) -> str:
     """Text safe in kubespawner's form: HTML-escaped, and with no Jinja syntax left, because
     JupyterHub renders the options form as a template a second time."""
     return html.escape(text).replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;")
+
+
+def _inert_options(options: dict) -> dict:
+    """profile_options with every text shown on the form made inert (see inert_text)."""
+    options = copy.deepcopy(options)
+    for option in options.values():
+        option["display_name"] = inert_text(option["display_name"])
+        for choice in option.get("choices", {}).values():
+            choice["display_name"] = inert_text(choice["display_name"])
+        unlisted = option.get("unlisted_choice", {})
+        for key in ("display_name", "display_name_in_choices", "validation_message"):
+            if key in unlisted:
+                unlisted[key] = inert_text(unlisted[key])
+    return options
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Profile:
     rucio_enabled: bool = True
     rucio_mode: str = "replica"
     kubespawner_override: dict = field(default_factory=dict)
+    profile_options: dict = field(default_factory=dict)
     source: str = ""
 
     def allows(self, groups) -> bool:
@@ -84,9 +100,12 @@ class Profile:
         if self.env:
             override["environment"] = dict(self.env)
         override.update(self.kubespawner_override)
-        return {"slug": self.slug, "display_name": inert_text(self.display_name),
-                "description": inert_text(self.description), "default": self.default,
-                "kubespawner_override": override}
+        entry = {"slug": self.slug, "display_name": inert_text(self.display_name),
+                 "description": inert_text(self.description), "default": self.default,
+                 "kubespawner_override": override}
+        if self.profile_options:
+            entry["profile_options"] = _inert_options(self.profile_options)
+        return entry
 
     @classmethod
     def from_document(cls, doc: dict, source: str = "") -> "Profile":
@@ -99,7 +118,8 @@ class Profile:
             env=dict(doc.get("env", {})), drop_mounts=tuple(mounts.get("drop", ())),
             add_mounts=tuple(Mount(**m) for m in mounts.get("add", ())),
             rucio_enabled=rucio.get("enabled", True), rucio_mode=rucio.get("mode", "replica"),
-            kubespawner_override=dict(doc.get("kubespawner_override", {})), source=source,
+            kubespawner_override=dict(doc.get("kubespawner_override", {})),
+            profile_options=dict(doc.get("profile_options", {})), source=source,
         )
 
 

@@ -184,3 +184,55 @@ async def test_missing_optional_token_leaves_its_env_out(caplog):
     env = {e["name"] for e in container(pod, "notebook")["env"]}
     assert "OAUTH2_TOKEN" in env and "RUCIO_CONFIG" not in env
     assert "starts without its rucio token" in caplog.text
+
+
+REG = "gitlab-registry.cern.ch/escape-wp2/docker-images"
+OPTIONS_PROFILE = f"""
+slug: root-versions
+display_name: ROOT, your version
+description: Pick a ROOT release.
+image: {REG}/datalake-singleuser-root:v1.3.2
+profile_options:
+  release:
+    display_name: ROOT release
+    choices:
+      r630:
+        display_name: ROOT 6.30
+        default: true
+        kubespawner_override: {{image: "{REG}/datalake-singleuser-root:v1.3.2"}}
+      r628:
+        display_name: ROOT 6.28
+        kubespawner_override: {{image: "{REG}/datalake-singleuser-root:v1.2.0"}}
+    unlisted_choice:
+      enabled: true
+      display_name: Other image tag
+      validation_regex: "^v[0-9.]+$"
+      kubespawner_override: {{image: "{REG}/datalake-singleuser-root:{{value}}"}}
+"""
+
+
+async def test_profile_options_and_unlisted_choices_keep_working(tmp_path):
+    (tmp_path / "p.yaml").write_text(OPTIONS_PROFILE)
+    spawner = make_spawner(profiles_dir=str(tmp_path))
+    form = await spawner._render_options_form_dynamically(spawner)
+    assert "ROOT 6.28" in form and "Other image tag" in form
+    # the form posts profile-option-<slug>--<option>, which kubespawner turns into user_options
+    options = spawner.options_from_form({"profile": ["root-versions"],
+                                         "profile-option-root-versions--release": ["r628"]})
+    assert options == {"profile": "root-versions", "release": "r628"}
+    spawner.user_options = options
+    await spawner.run_pre_spawn_hook()
+    await spawner.load_user_options()
+    assert spawner.image.endswith(":v1.2.0")
+
+    other = make_spawner(profiles_dir=str(tmp_path))
+    other.user_options = {"profile": "root-versions", "release--unlisted-choice": "v1.1.7"}
+    await other.run_pre_spawn_hook()
+    await other.load_user_options()
+    assert other.image.endswith(":v1.1.7")
+
+    bad = make_spawner(profiles_dir=str(tmp_path))
+    bad.user_options = {"profile": "root-versions", "release--unlisted-choice": "latest; rm -rf"}
+    await bad.run_pre_spawn_hook()
+    with pytest.raises(ValueError, match="validation regex"):
+        await bad.load_user_options()

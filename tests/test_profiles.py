@@ -76,6 +76,13 @@ def test_overrides_that_weaken_isolation_are_for_operators_only(key):
     assert errors and errors[0].key == "kubespawner_override"
 
 
+def test_profile_option_overrides_have_the_same_restrictions():
+    doc = {**GOOD, "profile_options": {"image": {"display_name": "Image", "choices": {
+        "root": {"display_name": "Root", "kubespawner_override": {"privileged": True}}}}}}
+    errors = validate_document(doc, "x.yaml")
+    assert errors and errors[0].key == "profile_options.image.choices.root.kubespawner_override"
+
+
 def test_harmless_overrides_are_accepted():
     doc = {**GOOD, "kubespawner_override": {"node_selector": {"gpu": "a100"},
                                             "extra_resource_limits": {"nvidia.com/gpu": "1"}}}
