@@ -11,10 +11,10 @@ from jupyterhub.traitlets import Callable
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado.httpclient import HTTPClientError
-from traitlets import Any, Dict, Float, Integer, List, TraitError, Unicode, Union, default, validate
+from traitlets import Any, Dict, Float, Integer, List, Unicode, Union, default, validate
 
 from .discovery import ProviderMetadata
-from .errors import login_error
+from .errors import ConfigError, login_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
 from .http import IAMError, make_client, request_json
 from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
@@ -27,10 +27,6 @@ AUTH_STATE_VERSION = 1
 # JWT bookkeeping claims of the id_token that say nothing about the user.
 _REGISTERED_CLAIMS = {"iss", "aud", "exp", "iat", "nbf", "jti", "nonce", "at_hash", "c_hash", "azp",
                       "auth_time", "sid"}
-
-
-class ConfigError(TraitError):
-    """A setting of the hub's configuration is missing or wrong; the message names it."""
 
 
 class DLaaSLoginHandler(OAuthLoginHandler):
@@ -273,6 +269,10 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     def check_allow_config(self):
         super().check_allow_config()
         self._check_tokens_role(self.parent)
+        from .spawners.mixin import check_spawner_config
+
+        if self.parent is not None:
+            check_spawner_config(self.parent)
         # Warm the discovery and JWKS caches in the background: start-up never waits for the
         # provider, and a provider that is down now is retried at the first login.
         try:

@@ -7,9 +7,14 @@ log. Both are built from :class:`~dlaas_hub.http.IAMError` fields that never hol
 from __future__ import annotations
 
 from tornado import web
+from traitlets import TraitError
 
 from .exchange import ExchangeError
 from .http import IAMError
+
+
+class ConfigError(TraitError):
+    """A setting of the hub's configuration is missing or wrong; the message names it."""
 
 
 def login_error(error: IAMError, *, issuer: str, status: int | None = None) -> web.HTTPError:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from oauthenticator.oauth2 import _serialize_state
 
 ISSUER = "https://iam.test.example/"
 CLIENT_ID = "hub-client"
@@ -130,3 +131,17 @@ class FakeIAM:
 
 def basic_auth_header(client_id=CLIENT_ID, secret=CLIENT_SECRET) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+class FakeHandler:
+    """What oauthenticator reads from the callback request."""
+
+    def __init__(self, code="the-code", verifier="the-verifier"):
+        self.code = code
+        self.cookie = _serialize_state({"state_id": "s", "code_verifier": verifier})
+
+    def get_argument(self, name, default=None):
+        return self.code if name == "code" else default
+
+    def get_state_cookie(self):
+        return self.cookie

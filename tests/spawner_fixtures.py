@@ -44,6 +44,9 @@ class FakeUser:
     async def get_auth_state(self):
         return self._state
 
+    async def save_auth_state(self, state):
+        self._state = state
+
 
 def fake_hub():
     return SimpleNamespace(public_host="hub.example", url="http://hub:8081/hub/", base_url="/hub/",

@@ -3,13 +3,12 @@ import logging
 
 import httpx
 import pytest
-from oauthenticator.oauth2 import _serialize_state
 from tornado import web
 from traitlets.config import Config
 
 from dlaas_hub.authenticator import AUTH_STATE_VERSION, ConfigError, DLaaSAuthenticator
 
-from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, basic_auth_header
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeHandler, basic_auth_header
 
 # DLaaSAuthenticator refuses to start without an auth_state encryption key.
 pytestmark = pytest.mark.usefixtures("crypt_key")
@@ -29,20 +28,6 @@ def make(**settings) -> DLaaSAuthenticator:
     for key, value in base.items():
         config.DLaaSAuthenticator[key] = value
     return DLaaSAuthenticator(config=config)
-
-
-class FakeHandler:
-    """What oauthenticator reads from the callback request."""
-
-    def __init__(self, code="the-code", verifier="the-verifier"):
-        self.code = code
-        self.cookie = _serialize_state({"state_id": "s", "code_verifier": verifier})
-
-    def get_argument(self, name, default=None):
-        return self.code if name == "code" else default
-
-    def get_state_cookie(self):
-        return self.cookie
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import posixpath
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Integer, Unicode, default
+from traitlets import Bool, Integer, Unicode, default, validate
 
 from .mixin import DLaaSSpawnerMixin
 
@@ -50,13 +51,43 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
     def _profile_list_default(self):
         return self.dlaas_profile_list
 
+    @validate("profile_list")
+    def _keep_dlaas_profiles(self, proposal):
+        # Zero-to-JupyterHub always sets KubeSpawner.profile_list from singleuser.profileList, whose
+        # default is []: an empty list must not replace the experiments' profiles with none at all.
+        # A non-empty one is reported by startup_problems, before any user spawns.
+        value = proposal.value
+        if not callable(value) and not value:
+            return self.dlaas_profile_list
+        return value
+
+    @classmethod
+    def config_probe(cls, config):
+        return cls(config=config, _mock=True)
+
+    def startup_problems(self) -> list[str]:
+        problems = super().startup_problems()
+        if self.profile_list != self.dlaas_profile_list:
+            problems.append(
+                "KubeSpawner.profile_list (Zero-to-JupyterHub: singleuser.profileList) must stay empty with "
+                f"{type(self).__name__}: its Server Options page lists the profiles of profiles_dir (or profiles) "
+                "that the user's groups allow. Register profiles as YAML files there instead.")
+        return problems
+
+    _LISTS = ("volumes", "volume_mounts", "init_containers")
+
     async def load_user_options(self):
         # The pre-spawn hook has already refused a profile the user's groups do not allow.
-        # This spawner object lives across restarts: start from the configured lists each time.
-        if not hasattr(self, "_dlaas_base_lists"):
-            self._dlaas_base_lists = [list(self.volumes), list(self.volume_mounts), list(self.init_containers)]
-        self.volumes, self.volume_mounts, self.init_containers = (list(x) for x in self._dlaas_base_lists)
+        # This spawner object lives across restarts: start from the configured values each time.
+        if not hasattr(self, "_dlaas_base"):
+            self._dlaas_base = {name: copy.deepcopy(getattr(self, name)) for name in self._LISTS}
+        for name, value in self._dlaas_base.items():
+            setattr(self, name, copy.deepcopy(value))
         await super().load_user_options()
+        # kubespawner takes each as a list or as a dict ordered by key (Zero-to-JupyterHub 4 gives
+        # dicts): keep what is configured, in kubespawner's order, and add the data lake after it.
+        for name in self._LISTS:
+            setattr(self, name, list(self._sorted_dict_values(getattr(self, name))))
         for mount in self._dlaas_mounts:
             self.volumes.append({"name": f"datalake-{mount['name']}",
                                  "hostPath": {"path": mount["host_path"], "type": "Directory"}})

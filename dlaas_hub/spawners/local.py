@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from ..credentials import ensure_private_dir, write_private_file
@@ -50,16 +51,35 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
     def _credentials_dir_default(self):
         return os.path.join(self.credentials_root, self.escaped_username())
 
+    def startup_problems(self) -> list[str]:
+        problems = super().startup_problems()
+        if not self.home_dir_template and os.geteuid() != 0:
+            problems.append(
+                f"{type(self).__name__}.home_dir_template: not set, so each server would run as the system "
+                f"account of its user, which only a hub running as root can do (this hub runs as uid "
+                f"{os.geteuid()}). Set home_dir_template to run every server as the hub's own user.")
+        return problems
+
+    def system_account(self) -> pwd.struct_passwd:
+        """The user's system account; a readable refusal when there is none."""
+        try:
+            return pwd.getpwnam(self.user.name)
+        except KeyError:
+            raise web.HTTPError(
+                500, f"There is no system account named {self.user.name!r} on the hub's machine, and "
+                     f"{type(self).__name__}.home_dir_template is not set: your hub administrator must create "
+                     "the account, or set home_dir_template to run servers as the hub's own user.") from None
+
     def _owner(self) -> tuple[int, int]:
         if self.home_dir_template:
             return os.getuid(), os.getgid()
-        entry = pwd.getpwnam(self.user.name)
+        entry = self.system_account()
         return entry.pw_uid, entry.pw_gid
 
     def _home(self) -> str:
         if self.home_dir_template:
             return self.home_dir_template.format(username=self.escaped_username())
-        return pwd.getpwnam(self.user.name).pw_dir
+        return self.system_account().pw_dir
 
     def make_preexec_fn(self, name):
         if self.home_dir_template:

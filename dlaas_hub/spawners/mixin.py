@@ -9,6 +9,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, default
 
 from ..credentials import Bundle, RucioSettings, build_bundle
+from ..errors import ConfigError
 from ..profiles import Profile, ProfileCatalog, load_inline
 
 TOKENS_SCOPE = "custom:dlaas:tokens"
@@ -91,6 +92,40 @@ class DLaaSSpawnerMixin(HasTraits):
         if self.grant_tokens_scope:
             scopes.append(f"{TOKENS_SCOPE}!user")
         return scopes
+
+    # -- start-up checks --------------------------------------------------------------------------
+
+    @classmethod
+    def config_probe(cls, config):
+        """An instance holding the hub's configuration, with no user, to check it at start-up."""
+        return cls(config=config)
+
+    def startup_problems(self) -> list[str]:
+        """What is wrong in this spawner's configuration, each naming its setting.
+
+        Checked when the hub starts (see :func:`check_spawner_config`), so that a deploy with a broken
+        setting fails at once instead of at every user's first spawn.
+        """
+        cls = type(self).__name__
+        problems = []
+        if self.profiles_dir and not Path(self.profiles_dir).is_dir():
+            problems.append(f"{cls}.profiles_dir: {self.profiles_dir} is not a directory; give the directory "
+                            "holding the profile YAML files (the hub image ships them in "
+                            "/usr/local/share/dlaas-hub/profiles)")
+        elif self.rucio_host:
+            problems += self._rucio_problems()
+        return problems
+
+    def _rucio_problems(self) -> list[str]:
+        profiles = self.all_profiles()
+        replica = ([p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"] if profiles
+                   else ["the default, as no profile is configured"])
+        missing = [k for k in ("destination_rse", "rse_mount_path") if not self.rucio_instance.get(k)]
+        if replica and missing:
+            return [f"{type(self).__name__}.rucio_instance: Rucio replica mode (profiles {', '.join(replica)}) "
+                    f"needs {' and '.join(missing)}: the RSE the extension replicates to and where that RSE is "
+                    "mounted in the server"]
+        return []
 
     # -- profiles -------------------------------------------------------------------------------
 
@@ -223,3 +258,13 @@ class DLaaSSpawnerMixin(HasTraits):
         self._dlaas_env = self.datalake_env(bundle)
         await self.deliver_credentials(bundle)
         return await maybe_future(super().run_pre_spawn_hook())
+
+
+def check_spawner_config(app) -> None:
+    """Raise a ConfigError naming every wrong setting of the hub's DLaaS spawner, if it has one."""
+    spawner_class = getattr(app, "spawner_class", None)
+    if not (isinstance(spawner_class, type) and issubclass(spawner_class, DLaaSSpawnerMixin)):
+        return
+    problems = spawner_class.config_probe(app.config).startup_problems()
+    if problems:
+        raise ConfigError("The hub's spawner is misconfigured:\n  " + "\n  ".join(problems))
