@@ -63,3 +63,15 @@ def test_required_exchange_refused_gives_page_naming_target(tmp_path, dev_iam, c
         assert hub.api("GET", "/users/alice").status_code == 404
     finally:
         devservices.stop(hub.proc)
+
+
+@pytest.mark.parametrize("overrides,named", [
+    ({"DLaaSLocalSpawner.profiles_dir": "/nonexistent/profiles"}, "DLaaSLocalSpawner.profiles_dir"),
+    ({"DLaaSLocalSpawner.rucio_instance": {"name": "escape"}}, "DLaaSLocalSpawner.rucio_instance"),
+])
+def test_spawner_misconfiguration_stops_the_hub_at_start_naming_the_setting(tmp_path, dev_iam, client_secret,
+                                                                            overrides, named):
+    with pytest.raises(AssertionError) as info:
+        start_hub(tmp_path, hub_port=devservices.free_port(), iam_url=dev_iam, client_secret=client_secret,
+                  overrides=overrides)
+    assert named in str(info.value)
