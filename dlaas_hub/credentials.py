@@ -31,7 +31,7 @@ class CredentialError(ValueError):
 
 
 def _check(value: str, what: str, pattern=_SAFE_VALUE) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise CredentialError(f"{what} is not a safe value for a config file")
     return value
 
@@ -214,11 +214,12 @@ class Bundle:
 
 def build_bundle(auth_state: dict, *, directory: str, userinfo_url: str | None, eos_target: str = "eos",
                  rucio_target: str = "rucio", rucio: RucioSettings | None = None, rucio_mode: str = "replica",
-                 rucio_enabled: bool = True) -> Bundle:
+                 rucio_enabled: bool = True, rucio_account: str | None = None) -> Bundle:
     """The credential files and environment for a server whose credentials live in ``directory``.
 
     ``directory`` is the path as the server sees it. Only audience-restricted exchanged tokens go in:
-    never the refresh token or the user's broad access token.
+    never the refresh token or the user's broad access token. ``rucio_account`` defaults to the IAM
+    user name; one that cannot be written safely leaves the Rucio files out (``missing`` says why).
     """
     exchanged = (auth_state or {}).get("exchanged") or {}
     errors = (auth_state or {}).get("exchange_errors") or {}
@@ -237,11 +238,13 @@ def build_bundle(auth_state: dict, *, directory: str, userinfo_url: str | None, 
         missing[eos_target] = absent(eos_target) if not eos else "the provider's userinfo URL is unknown"
 
     token = exchanged.get(rucio_target)
-    if token and rucio is not None:
+    account = (auth_state or {}).get("iam_username") if rucio_account is None else rucio_account
+    if token and rucio is not None and not (isinstance(account, str) and _ACCOUNT.fullmatch(account)):
+        missing[rucio_target] = "the user's Rucio account is not a safe account name"
+    elif token and rucio is not None:
         token_path = f"{directory}/{RUCIO_TOKEN_FILE}"
         files.append(CredentialFile(RUCIO_TOKEN_FILE, rucio_token_content(token["access_token"]),
                                     token.get("expires_at")))
-        account = auth_state.get("iam_username") or ""
         files.append(CredentialFile(RUCIO_CFG_FILE, rucio_cfg(rucio, account=account, token_path=token_path)))
         env["RUCIO_CONFIG"] = f"{directory}/{RUCIO_CFG_FILE}"
         if rucio_enabled:

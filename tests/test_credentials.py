@@ -64,7 +64,7 @@ def test_rucio_cfg_parses_and_points_at_the_token_file():
     assert "vo" not in client
 
 
-@pytest.mark.parametrize("account", ["evil\n[client]\nrucio_host=x", "", "a" * 65, "sp ace"])
+@pytest.mark.parametrize("account", ["evil\n[client]\nrucio_host=x", "", "a" * 65, "sp ace", "maria\n"])
 def test_untrusted_account_cannot_inject_config(account):
     with pytest.raises(CredentialError):
         rucio_cfg(RUCIO, account=account, token_path="/t")

@@ -236,3 +236,51 @@ async def test_profile_options_and_unlisted_choices_keep_working(tmp_path):
     await bad.run_pre_spawn_hook()
     with pytest.raises(ValueError, match="validation regex"):
         await bad.load_user_options()
+
+
+# -- the Rucio account ---------------------------------------------------------------------------------
+
+def rucio_account_in(bundle) -> str | None:
+    import configparser
+
+    cfg = next((f.content for f in bundle.files if f.name == "rucio.cfg"), None)
+    if cfg is None:
+        return None
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(cfg)
+    return parser["client"]["account"]
+
+
+CLAIMS = {"sub": "3f9e", "preferred_username": "MariaSKA", "rucio_account": "maria_ska"}
+
+
+@pytest.mark.parametrize("setting,expected", [
+    ("", "MariaSKA"),  # the provider's spelling, not the hub's lower-cased name
+    ("rucio_account", "maria_ska"),  # a claim
+    (lambda spawner, claims: claims["preferred_username"].lower(), "mariaska"),  # a callable
+])
+async def test_operators_map_the_iam_user_to_the_rucio_account(setting, expected):
+    spawner = make_spawner(user=FakeUser(state=auth_state(oauth_user=CLAIMS)), rucio_account=setting)
+    await build_pod(spawner, "minimal")
+    assert rucio_account_in(await spawner.credential_bundle()) == expected
+
+
+async def test_an_async_account_callable_is_awaited():
+    async def lookup(spawner, claims):
+        return "svc-" + spawner.user.name
+
+    spawner = make_spawner(user=FakeUser(state=auth_state(oauth_user=CLAIMS)), rucio_account=lookup)
+    await build_pod(spawner, "minimal")
+    assert rucio_account_in(await spawner.credential_bundle()) == "svc-mariaska"
+
+
+@pytest.mark.parametrize("hostile", ["evil\n[client]\nrucio_host = x", "maria\n", "sp ace", None, ""])
+async def test_an_unsafe_account_leaves_rucio_out_and_says_why(hostile, caplog):
+    claims = {**CLAIMS, "rucio_account": hostile}
+    spawner = make_spawner(user=FakeUser(state=auth_state(oauth_user=claims)), rucio_account="rucio_account")
+    pod = await build_pod(spawner, "minimal")
+    bundle = await spawner.credential_bundle()
+    assert rucio_account_in(bundle) is None
+    assert "not a safe account name" in bundle.missing["rucio"]
+    assert "RUCIO_CONFIG" not in {e["name"] for e in container(pod, "notebook")["env"]}
+    assert "starts without its rucio token" in caplog.text

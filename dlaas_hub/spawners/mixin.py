@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jupyterhub.traitlets import Callable
 from jupyterhub.utils import maybe_future
 from tornado import web
-from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, default
+from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, Union, default
 
 from ..credentials import Bundle, RucioSettings, build_bundle
 from ..errors import ConfigError
@@ -68,6 +69,23 @@ class DLaaSSpawnerMixin(HasTraits):
     rucio_vo = Unicode(config=True, help="Rucio VO, for multi-VO Rucio servers.")
     rucio_oidc_audience = Unicode(config=True,
                                   help="``oidc_audience`` of rucio.cfg. Default: the Rucio target's audience.")
+    rucio_account = Union(
+        [Unicode(), Callable()],
+        default_value="",
+        config=True,
+        help="""The user's Rucio account, written to ``rucio.cfg`` (``account``).
+
+        Empty (the default): the IAM user name as the provider spells it (``auth_state["iam_username"]``),
+        not JupyterHub's lower-cased name. A string: the name of a claim of the user's verified claims
+        (for example ``"rucio_account"``). A callable: called with the spawner and the user's claims,
+        returns the account (may be async)::
+
+            c.DLaaSKubeSpawner.rucio_account = lambda spawner, claims: claims["preferred_username"].lower()
+
+        Rucio itself accepts accounts matching ``^[a-z0-9-_]{1,25}$`` unless its policy package
+        relaxes the rule; a server whose account cannot be written safely (line breaks, spaces,
+        more than 64 characters) starts without its Rucio files, and the hub logs why.""",
+    )
     rucio_instance = Dict(
         config=True,
         help="""The Rucio JupyterLab extension's instance: ``name``, ``display_name``, ``rucio_webui_url``,
@@ -233,12 +251,26 @@ class DLaaSSpawnerMixin(HasTraits):
         if auth_state is None:
             auth_state = await self.user.get_auth_state()
         profile = getattr(self, "_dlaas_profile", None) or self._profile_from_options()
+        auth_state = auth_state or {}
         return build_bundle(
-            auth_state or {}, directory=self.credentials_dir, userinfo_url=self.userinfo_url(),
+            auth_state, directory=self.credentials_dir, userinfo_url=self.userinfo_url(),
             eos_target=self.eos_target, rucio_target=self.rucio_target, rucio=self.rucio_settings(),
             rucio_mode=profile.rucio_mode if profile else "replica",
             rucio_enabled=profile.rucio_enabled if profile else True,
+            rucio_account=await self.rucio_account_for(auth_state),
         )
+
+    async def rucio_account_for(self, auth_state: dict):
+        """The Rucio account of the user, as :attr:`rucio_account` says (not yet validated)."""
+        if not self.rucio_account:
+            return auth_state.get("iam_username")
+        key = getattr(getattr(self, "authenticator", None), "user_auth_state_key", "oauth_user")
+        claims = auth_state.get(key) or {}
+        if callable(self.rucio_account):
+            account = await maybe_future(self.rucio_account(self, dict(claims)))
+        else:
+            account = claims.get(self.rucio_account)
+        return account or ""  # configured, but none: never fall back to another name
 
     async def deliver_credentials(self, bundle: Bundle) -> None:
         """Put the first set of credentials where the server will find them (spawner-specific)."""
