@@ -284,3 +284,17 @@ async def test_an_unsafe_account_leaves_rucio_out_and_says_why(hostile, caplog):
     assert "not a safe account name" in bundle.missing["rucio"]
     assert "RUCIO_CONFIG" not in {e["name"] for e in container(pod, "notebook")["env"]}
     assert "starts without its rucio token" in caplog.text
+
+
+async def test_volumes_given_as_dicts_are_kept_and_extended():
+    # Zero-to-JupyterHub 4 gives the home storage as dicts, which kubespawner orders by key.
+    home = {"name": "volume-x", "persistentVolumeClaim": {"claimName": "claim-x"}}
+    spawner = make_spawner(volumes={"10-home": home, "00-first": {"name": "first", "emptyDir": {}}},
+                           volume_mounts={"10-home": {"name": "volume-x", "mountPath": "/home/jovyan"}})
+    for _ in range(2):  # and a restart does not pile them up
+        pod = await build_pod(spawner, "minimal")
+    kubernetes_validate.validate(pod, "1.33", strict=True)
+    names = [v["name"] for v in pod["spec"]["volumes"]]
+    assert names == ["first", "volume-x", "datalake-eos", "datalake-scratch", "dlaas-credentials"]
+    mounts = [m["mountPath"] for m in container(pod, "notebook")["volumeMounts"]]
+    assert mounts[0] == "/home/jovyan" and "/eos/eulake_1" in mounts
