@@ -228,6 +228,8 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         logscrub.install(self.log)
+        if self.parent is not None:
+            self._add_templates(self.parent)
         self._check_config()
         self._define_tokens_scope()
         self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)
@@ -618,9 +620,19 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return await self.refresh_credentials(user)
 
     def get_handlers(self, app):
-        from .tokenapi import handlers
+        from . import statuspages, tokenapi
 
-        return super().get_handlers(app) + handlers()
+        return super().get_handlers(app) + tokenapi.handlers() + statuspages.handlers()
+
+    def _add_templates(self, app):
+        """Our pages, and a link to them on the home page, after the operator's own templates."""
+        from .statuspages import TEMPLATES
+
+        paths = getattr(app, "template_paths", None)
+        if not isinstance(paths, list) or TEMPLATES in paths:
+            return
+        default = app._template_paths_default()[0] if hasattr(app, "_template_paths_default") else None
+        paths.insert(paths.index(default) if default in paths else len(paths), TEMPLATES)
 
     async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
         """oauthenticator's JSON fetches, routed through the pooled httpx client."""

@@ -62,7 +62,7 @@ class ExchangedToken:
 
     def to_state(self) -> dict:
         state = {"access_token": self.access_token, "expires_at": self.expires_at,
-                 "audience": self.audience, "scope": self.scope}
+                 "audience": self.audience, "scope": self.scope, "obtained_at": int(time.time())}
         if self.issued_at:
             state["lifetime"] = max(1, self.expires_at - self.issued_at)
         return state

@@ -1,0 +1,50 @@
+"""The user's token page and its JSON twin, on a real hub: the facts, never a token."""
+
+import httpx
+import pytest
+
+from .conftest import browser_login
+
+pytestmark = pytest.mark.integration
+
+
+def secrets_of(hub, name):
+    state = hub.api("GET", f"/users/{name}").json()["auth_state"]
+    return [state["access_token"], state["refresh_token"], state["id_token"]] + [
+        t["access_token"] for t in state["exchanged"].values()]
+
+
+def test_home_links_to_the_token_page_which_lists_targets_without_tokens(hub):
+    client, callback = browser_login(hub, "MariaSKA")
+    assert callback.status_code == 302
+    home = client.get(f"{hub.url}/hub/home")
+    assert home.status_code == 200 and 'href="/hub/dlaas/tokens"' in home.text
+    assert "Start" in home.text  # JupyterHub's own home page is still there
+    page = client.get(f"{hub.url}/hub/dlaas/tokens")
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    for target, audience in (("eos", "eos-eulake"), ("rucio", "rucio")):
+        assert f'data-target="{target}"' in page.text and audience in page.text
+    assert page.text.count(">valid<") == 2
+    for secret in secrets_of(hub, "mariaska"):
+        assert secret not in page.text
+
+
+def test_json_for_the_users_own_api_token_only(hub):
+    browser_login(hub, "alice")
+    token = hub.api("POST", "/users/alice/tokens", json={"note": "status"}).json()["token"]
+    response = hub.api("GET", "/dlaas/tokens")  # the service's token is not a user's
+    assert response.status_code == 403
+    response = httpx.get(f"{hub.url}/hub/api/dlaas/tokens", headers={"Authorization": f"token {token}"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"] == "alice"
+    assert {t["target"]: t["state"] for t in body["tokens"]} == {"eos": "valid", "rucio": "valid"}
+    assert all(t["expires_at"] and t["last_renewal"] and t["last_error"] is None for t in body["tokens"])
+    for secret in secrets_of(hub, "alice"):
+        assert secret not in response.text
+
+
+def test_signed_out_visitors_are_sent_to_log_in(hub):
+    response = httpx.get(f"{hub.url}/hub/dlaas/tokens", follow_redirects=False)
+    assert response.status_code == 302 and "/hub/login" in response.headers["location"]
