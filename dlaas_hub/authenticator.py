@@ -15,7 +15,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Any, Dict, Float, Integer, List, Unicode, Union, default, validate
 
-from . import logscrub
+from . import logscrub, metrics
 from .discovery import ProviderMetadata
 from .errors import ConfigError, login_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
@@ -237,7 +237,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         self._prefetch_task = None
         self.renewer = Renewer(refresh=self._refresh_grant, exchange=self._exchange_some,
                                targets=lambda: self.targets, margin=self.refresh_margin, log=self.log,
-                               backoff_base=self.refresh_backoff)
+                               backoff_base=self.refresh_backoff, on_fresh=metrics.RENEWALS_SKIPPED.inc)
 
     @property
     def targets(self) -> list[ExchangeTarget]:
@@ -427,16 +427,17 @@ class DLaaSAuthenticator(GenericOAuthenticator):
                              claim, shown(user_info.get("sub")))
             raise self._refusal(
                 f"Your identity provider account has no user name (claim '{claim}'), so no hub account "
-                "can be made for it. Ask your IAM administrator to check your account.")
+                "can be made for it. Ask your IAM administrator to check your account.", outcome="name_refused")
         if not name.isascii():
             # Case folding maps some non-ASCII letters onto ASCII ones (the Kelvin sign onto k):
             # such a name could claim another person's hub name before they first sign in.
             self._refuse_name(name)
         return name
 
-    def _refusal(self, message: str, status: int = 403) -> web.HTTPError:
+    def _refusal(self, message: str, status: int = 403, outcome: str = "refused") -> web.HTTPError:
         exc = web.HTTPError(status, message.replace("%", "%%"))
         exc.jupyterhub_message = message
+        exc.dlaas_outcome = outcome
         return exc
 
     def check_username(self, name) -> None:
@@ -449,7 +450,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
                          "DLaaSAuthenticator.username_pattern)", shown(name))
         raise self._refusal(
             f"Your IAM user name {shown(name)} is not acceptable as a hub user name (allowed: "
-            f"{name_rule(self.username_pattern)}). Ask your hub administrator for help.")
+            f"{name_rule(self.username_pattern)}). Ask your hub administrator for help.", outcome="name_refused")
 
     def login_subject(self, auth_state: dict) -> Subject:
         claims = auth_state.get(self.user_auth_state_key) or {}
@@ -487,7 +488,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             raise self._refusal(
                 "This hub account belongs to another identity at the identity provider, so you cannot "
                 "sign in to it. If it is yours (for example after your IAM account was re-created), ask "
-                "your hub administrator to move it to your new identity.")
+                "your hub administrator to move it to your new identity.", outcome="subject_mismatch")
         elif not exists:
             self.log.info("New hub account %s bound to IAM subject %s", shown(name), subject)
         auth_state["subject"] = subject.to_state()
@@ -521,17 +522,25 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return auth_state
 
     async def exchange_tokens(self, subject_token: str) -> dict:
-        await self.resolve_endpoints()
-        return await exchange_all(
-            self.iam_client, self.token_url, subject_token, self.targets,
-            auth=self._client_auth(), client_params=self._client_params(), retries=self.exchange_retries,
-        )
+        return await self._exchange_some(subject_token, self.targets)
 
     async def authenticate(self, handler, data=None, **kwargs):
         """Code exchange, then the user's claims and all token exchanges concurrently.
 
         Two provider round trips on the critical path (JWKS and discovery are cached).
         """
+        outcome = "error"
+        try:
+            auth_model = await self._authenticate(handler, data)
+            outcome = "accepted" if auth_model.pop("_dlaas_allowed", False) else "not_in_group"
+            return auth_model
+        except web.HTTPError as e:
+            outcome = getattr(e, "dlaas_outcome", "provider_unavailable" if e.status_code == 503 else "refused")
+            raise
+        finally:
+            metrics.LOGINS.labels(outcome).inc()
+
+    async def _authenticate(self, handler, data=None):
         try:
             await self.resolve_endpoints()
         except IAMError as e:
@@ -557,6 +566,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             # JupyterHub turns this into the 403 page; the exchanged tokens are dropped.
             return auth_model
         self.store_exchange_results(auth_model, results)
+        auth_model["_dlaas_allowed"] = True
         self.renewer.forget(auth_model["name"])
         return auth_model
 
@@ -583,7 +593,14 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     # -- renewal ----------------------------------------------------------------------------------
 
     async def _refresh_grant(self, refresh_token: str) -> dict:
-        token_info = await self._token_request(self.build_refresh_token_request_params(refresh_token))
+        start, result = time.perf_counter(), None
+        try:
+            token_info = result = await self._token_request(self.build_refresh_token_request_params(refresh_token))
+        except IAMError as e:
+            result = e
+            raise
+        finally:
+            metrics.observe_token_request("refresh", "iam", result, time.perf_counter() - start)
         if token_info.get("id_token"):
             try:
                 await self.verify_id_token(token_info["id_token"])
@@ -597,6 +614,8 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return await exchange_all(
             self.iam_client, self.token_url, subject_token, targets,
             auth=self._client_auth(), client_params=self._client_params(), retries=self.exchange_retries,
+            observe=lambda target, result, seconds: metrics.observe_token_request(
+                "exchange", target.name, result, seconds),
         )
 
     async def refresh_credentials(self, user) -> bool:

@@ -114,16 +114,28 @@ async def exchange_token(client: httpx.AsyncClient, token_url: str, subject_toke
                           issued_at=int(now))
 
 
-async def exchange_all(client: httpx.AsyncClient, token_url: str, subject_token: str, targets, **kwargs):
+async def exchange_all(client: httpx.AsyncClient, token_url: str, subject_token: str, targets, *,
+                       observe=None, **kwargs):
     """Exchange for every target concurrently.
 
     Returns ``{name: ExchangedToken | ExchangeError}``: one target's failure never cancels the others.
+    ``observe(target, result, seconds)``, when given, is called once per target as it completes.
     """
     targets = list(targets)
-    results = await asyncio.gather(
-        *(exchange_token(client, token_url, subject_token, t, **kwargs) for t in targets),
-        return_exceptions=True,
-    )
+
+    async def one(target):
+        start = time.perf_counter()
+        try:
+            result = await exchange_token(client, token_url, subject_token, target, **kwargs)
+        except ExchangeError as e:
+            result = e
+        if observe is not None:
+            observe(target, result, time.perf_counter() - start)
+        if isinstance(result, ExchangeError):
+            raise result
+        return result
+
+    results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
     out = {}
     for target, result in zip(targets, results):
         if isinstance(result, BaseException) and not isinstance(result, ExchangeError):

@@ -77,7 +77,7 @@ class Renewer:
     """Renews auth_state dicts; one instance per hub, shared by all users."""
 
     def __init__(self, *, refresh, exchange, targets, margin: float = 300.0, log=None,
-                 backoff_base: float = 5.0, backoff_ceiling: float = 300.0):
+                 backoff_base: float = 5.0, backoff_ceiling: float = 300.0, on_fresh=None):
         self.refresh = refresh  # async (refresh_token) -> token response dict; raises IAMError
         self.exchange = exchange  # async (subject_token, [targets]) -> {name: ExchangedToken | ExchangeError}
         self.targets = targets  # callable -> list[ExchangeTarget]
@@ -90,6 +90,7 @@ class Renewer:
         # When each user's earliest token becomes due: until then, not even auth_state (which
         # JupyterHub decrypts on every read) is loaded. A new login only makes tokens fresher.
         self._next_due: dict[str, float] = {}
+        self.on_fresh = on_fresh  # called when a check finds nothing due (metrics)
 
     def forget(self, key: str) -> None:
         """A new login replaced the user's tokens: decide afresh next time."""
@@ -121,6 +122,8 @@ class Renewer:
         Raises LoginExpired on a definitive refusal of the refresh token.
         """
         if time.time() < self._next_due.get(key, 0.0):
+            if self.on_fresh is not None:
+                self.on_fresh()
             return None
         task = self._inflight.get(key)
         if task is None:
@@ -137,6 +140,8 @@ class Renewer:
         access_due, targets = self.due(auth_state, now)
         if not targets:
             self._next_due[key] = self.next_due(auth_state)
+            if self.on_fresh is not None:
+                self.on_fresh()
             return None
         backoff = self._backoff.setdefault(key, Backoff(self.backoff_base, self.backoff_ceiling))
         if now < backoff.not_before:

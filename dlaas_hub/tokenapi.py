@@ -13,11 +13,20 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
 
+from .metrics import CREDENTIALS_SERVED
 from .spawners.mixin import TOKENS_SCOPE
 
 
 class CredentialsAPIHandler(APIHandler):
     async def get(self, user_name):
+        try:
+            await self._serve(user_name)
+        except web.HTTPError as e:
+            CREDENTIALS_SERVED.labels({401: "login_expired", 404: "not_found"}.get(e.status_code, "forbidden")).inc()
+            raise
+        CREDENTIALS_SERVED.labels("served").inc()
+
+    async def _serve(self, user_name):
         if self.current_user is None:
             raise web.HTTPError(403, "Missing or invalid credentials.")
         # Checked here rather than with @needs_scope, which wants the scope defined at import time.

@@ -119,7 +119,9 @@ async def test_5xx_exchange_is_retried(iam, client):
 def test_exchanged_token_repr_hides_the_token():
     t = ExchangedToken("very-secret-token", 1, "aud", "scope")
     assert "very-secret-token" not in repr(t)
-    assert t.to_state() == {"access_token": "very-secret-token", "expires_at": 1, "audience": "aud", "scope": "scope"}
+    state = t.to_state()
+    assert abs(state.pop("obtained_at") - time.time()) < 5  # shown as the last renewal
+    assert state == {"access_token": "very-secret-token", "expires_at": 1, "audience": "aud", "scope": "scope"}
 
 
 # -- all targets ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ c.JupyterHub.services = [{"name": "tester", "api_token": os.environ["DLAAS_TEST_
 c.JupyterHub.load_roles = c.JupyterHub.load_roles + [
     {"name": "tester", "services": ["tester"],
      "scopes": ["admin:users", "admin:auth_state", "admin:servers", "admin:server_state", "list:users",
-                "read:groups", "tokens"]},
+                "read:groups", "tokens", "read:metrics"]},
 ]
 
 for _key, _value in settings_overrides.items():

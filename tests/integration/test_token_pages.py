@@ -48,3 +48,21 @@ def test_json_for_the_users_own_api_token_only(hub):
 def test_signed_out_visitors_are_sent_to_log_in(hub):
     response = httpx.get(f"{hub.url}/hub/dlaas/tokens", follow_redirects=False)
     assert response.status_code == 302 and "/hub/login" in response.headers["location"]
+
+
+def test_metrics_are_scraped_from_the_hubs_own_registry(hub):
+    browser_login(hub, "alice")
+    browser_login(hub, "mallory")
+    response = hub.api("GET", "/../metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert "jupyterhub_" in text  # JupyterHub's own registry
+    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+               if line.startswith("dlaas_")}
+    assert samples['dlaas_logins_total{outcome="accepted"}'] >= 1
+    assert samples['dlaas_logins_total{outcome="not_in_group"}'] >= 1
+    assert samples['dlaas_token_requests_total{kind="exchange",outcome="ok",target="eos"}'] >= 1
+    assert samples['dlaas_token_request_duration_seconds_count{kind="exchange",target="rucio"}'] >= 1
+    for name in ("alice", "mallory", "mariaska"):
+        assert name not in "".join(samples)
+    (hub.workdir / "metrics-scrape.txt").write_text("\n".join(line for line in text.splitlines() if "dlaas_" in line))

@@ -1,0 +1,39 @@
+"""Prometheus metrics of dlaas-hub, in JupyterHub's own registry (served on ``/hub/metrics``).
+
+Labels carry outcomes, kinds and the operator's target names only: never a user name or a token.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LOGINS = Counter(
+    "dlaas_logins", "Sign-ins through DLaaSAuthenticator, by outcome "
+    "(accepted, not_in_group, name_refused, subject_mismatch, provider_unavailable, refused, error).", ["outcome"])
+TOKEN_REQUESTS = Counter(
+    "dlaas_token_requests", "Token exchanges and refreshes at the provider, by kind, target and outcome "
+    "(ok, or the OAuth error code, or unavailable).", ["kind", "target", "outcome"])
+TOKEN_REQUEST_SECONDS = Histogram(
+    "dlaas_token_request_duration_seconds", "Time of one token exchange or refresh at the provider.",
+    ["kind", "target"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+RENEWALS_SKIPPED = Counter(
+    "dlaas_renewals_skipped_fresh", "Renewal checks that found every token fresh and made no request.")
+CREDENTIALS_SERVED = Counter(
+    "dlaas_credentials_served", "Answers of the credentials endpoint to token agents, by outcome "
+    "(served, forbidden, not_found, login_expired).", ["outcome"])
+
+
+def outcome_of(result) -> str:
+    """``ok`` for a token, else the OAuth error code, ``unavailable`` for transient failures, ``failed``."""
+    if not isinstance(result, BaseException):
+        return "ok"
+    if getattr(result, "transient", False):
+        return "unavailable"
+    error = getattr(result, "error", None)
+    # OAuth error codes are a short fixed vocabulary; anything else would grow the label set.
+    return error if isinstance(error, str) and error.replace("_", "").isalpha() and len(error) <= 40 else "failed"
+
+
+def observe_token_request(kind: str, target: str, result, seconds: float) -> None:
+    TOKEN_REQUESTS.labels(kind, target, outcome_of(result)).inc()
+    TOKEN_REQUEST_SECONDS.labels(kind, target).observe(seconds)
