@@ -21,6 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--margin", type=float, default=300.0, help="renew this many seconds before expiry")
     agent.add_argument("--min-interval", type=float, default=5.0, help="shortest pause between two rounds")
 
+    check = commands.add_parser(
+        "check-config", help="report missing or contradictory settings of a deploy before it runs",
+        description="Check a jupyterhub_config.py, or Zero-to-JupyterHub values files (merged in order, as "
+                    "helm -f does). Exits 1 when any error is found.")
+    check.add_argument("files", nargs="+", metavar="FILE",
+                       help="jupyterhub_config.py, or values.yaml [secrets.yaml ...]")
+    check.add_argument("--profiles", metavar="DIR",
+                       help="the profiles folder the hub will read (default: the configured profiles_dir)")
+
     profiles = commands.add_parser("profiles", help="check or render the experiments' profiles")
     profile_commands = profiles.add_subparsers(dest="profiles_command", required=True)
     validate = profile_commands.add_parser("validate", help="report every error, with file and key")
@@ -40,6 +49,10 @@ def main(argv=None) -> int:
         from . import agent
 
         return agent.main(args)
+    if args.command == "check-config":
+        from . import checkconfig
+
+        return checkconfig.main(args)
     if args.command == "profiles":
         from . import profiles_cli
 
