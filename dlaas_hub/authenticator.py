@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import time
+from http.client import responses
 
 from jupyterhub.crypto import KEY_ENV, CryptKeeper
 from jupyterhub.traitlets import Callable
@@ -435,7 +436,8 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return name
 
     def _refusal(self, message: str, status: int = 403, outcome: str = "refused") -> web.HTTPError:
-        exc = web.HTTPError(status, message.replace("%", "%%"))
+        # A short reason heads JupyterHub's error page; the message below it says what to do.
+        exc = web.HTTPError(status, message.replace("%", "%%"), reason=responses.get(status))
         exc.jupyterhub_message = message
         exc.dlaas_outcome = outcome
         return exc

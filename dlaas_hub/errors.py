@@ -6,6 +6,8 @@ log. Both are built from :class:`~dlaas_hub.http.IAMError` fields that never hol
 
 from __future__ import annotations
 
+from http.client import responses
+
 from tornado import web
 from traitlets import TraitError
 
@@ -31,7 +33,7 @@ def login_error(error: IAMError, *, issuer: str, status: int | None = None) -> w
         status = status or 502
         message = (f"Sign-in could not be completed: {error.reason}. "
                    "Please try again; if this persists, tell your hub administrator.")
-    exc = web.HTTPError(status, str(error).replace("%", "%%"))
+    exc = web.HTTPError(status, str(error).replace("%", "%%"), reason=responses.get(status))
     exc.jupyterhub_message = message
     return exc
 

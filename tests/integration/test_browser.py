@@ -1,0 +1,252 @@
+"""A scientist's journey in a real browser: headless Chromium, the development IAM and the demo's hub.
+
+Needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it) and the Python
+``playwright`` package (test extra), which drives it through ``executable_path``: no browser download.
+Screenshots of every page go to ``test-artifacts/browser/<JupyterHub version>/`` (or $DLAAS_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import time
+from pathlib import Path
+
+import httpx
+import jupyterhub
+import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+from .conftest import PASSWORDS
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("DLAAS_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
+        "--disable-component-update", "--no-first-run", "--disable-sync"]
+HUB_OVERRIDES = {"Spawner.default_url": "/lab"}
+# What MariaSKA (/escape, /escape/ska) may use, in the order of profiles/.
+MARIA_PROFILES = ["minimal", "root", "root-xcache", "ska-sdc1", "micromega", "agnpy", "reana"]
+
+
+# Typed into a terminal of the user's server: the EOS token file's mode, rucio.cfg, the extension's config.
+CHECK_FROM_INSIDE = "; ".join([
+    'f="${OAUTH2_TOKEN#FILE:}"',
+    'stat -c "eos %a %U" "$f"',
+    'echo "rucio=$RUCIO_CONFIG"',
+    'grep -c "auth_type = oidc" "$RUCIO_CONFIG"',
+    "python3 -c \"import json, os; c = json.load(open(os.path.join(os.environ['JUPYTER_CONFIG_PATH'], "
+    "'jupyter_server_config.json'))); i = c['RucioConfig']['instances'][0]; "
+    "print('rucio-ext', i['mode'], i['oidc_auth'])\"",
+])
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the Python package playwright is missing: pip install -e '.[test]'"
+    if not (shutil.which(CHROMIUM) or os.path.exists(CHROMIUM)):
+        return f"no Chromium at {CHROMIUM}: apt-get install chromium (or set DLAAS_CHROMIUM)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    base = Path(os.environ.get("DLAAS_ARTIFACTS", ROOT / "test-artifacts"))
+    directory = base / "browser" / f"jupyterhub-{jupyterhub.__version__}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def browser():
+    why = _missing()
+    if why:
+        if os.environ.get("DLAAS_REQUIRE_BROWSER"):
+            pytest.fail(why)
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+class Journey:
+    def __init__(self, page, artifacts: Path):
+        self.page = page
+        self.artifacts = artifacts
+        self.shots = 0
+
+    def shot(self, name: str) -> Path:
+        self.shots += 1
+        path = self.artifacts / f"{self.shots:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def sign_in(self, hub, username: str):
+        page = self.page
+        page.goto(f"{hub.url}/hub/login")
+        page.locator("a", has_text="Sign in with").click()
+        if page.url.startswith(hub.iam_url) and page.locator("input[name=username]").count():
+            page.fill("input[name=username]", username)
+            page.fill("input[name=password]", PASSWORDS[username])
+            self.shot(f"iam-form-{username.lower()}")
+            page.locator("form [type=submit], form button").first.click()
+        page.wait_for_load_state("networkidle")
+
+
+def terminal_output(server_url: str, token: str, command: str, timeout: float = 30) -> str:
+    """Run ``command`` in a Jupyter terminal of the user's server (REST and websocket, the user's token)."""
+    import asyncio
+    import concurrent.futures
+
+    headers = {"Authorization": f"token {token}"}
+    name = httpx.post(f"{server_url}api/terminals", headers=headers).json()["name"]
+
+    async def run() -> str:
+        ws_url = server_url.replace("http", "ws", 1) + f"terminals/websocket/{name}"
+        conn = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+        marker = "END-OF-CHECK"
+        conn.write_message(json.dumps(["stdin", f"{command}; echo {marker}\r"]))
+        out = ""
+        deadline = time.monotonic() + timeout
+        while out.count(marker) < 2 and time.monotonic() < deadline:  # once echoed, once printed
+            message = await asyncio.wait_for(conn.read_message(), timeout)
+            if message is None:
+                break
+            kind, *rest = json.loads(message)
+            if kind == "stdout":
+                out += rest[0]
+        conn.close()
+        return out
+
+    try:
+        # Playwright's sync API runs an event loop in this thread: talk to the terminal from another.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
+    finally:
+        httpx.delete(f"{server_url}api/terminals/{name}", headers=headers)
+
+
+def test_scientist_journey(hub, browser, artifacts):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    journey = Journey(page, artifacts)
+
+    page.goto(f"{hub.url}/hub/")
+    assert page.locator("a", has_text="Sign in with Development IAM").is_visible()
+    journey.shot("hub-login")
+
+    journey.sign_in(hub, "MariaSKA")
+    # No server yet: the hub sends her to the Server Options page.
+    page.wait_for_url(re.compile(r"/hub/spawn"))
+    offered = page.locator("input[name=profile]").evaluate_all("els => els.map(e => e.value)")
+    assert offered == MARIA_PROFILES
+    text = page.inner_text("body")
+    assert "SKA SDC1" in text and "ROOT environment" in text and "GCC environment" not in text
+    assert "SKA Science Data Challenge" in text or "SDC1" in text  # descriptions are shown
+    journey.shot("server-options")
+
+    page.locator("input[name=profile][value=ska-sdc1]").check()
+    page.locator("form#spawn_form [type=submit], #spawn_form button[type=submit]").first.click()
+    # Spawn progress, then JupyterLab.
+    try:
+        page.wait_for_url(re.compile(r"/hub/spawn-pending/"), timeout=10_000)
+        journey.shot("spawn-progress")
+    except Exception:  # a fast spawn may skip straight to the server
+        pass
+    page.wait_for_url(re.compile(r"/user/mariaska/lab"), timeout=120_000)
+    page.wait_for_selector("#jp-main-dock-panel, .jp-LabShell", timeout=120_000)
+    page.wait_for_timeout(2000)  # let the launcher render for the screenshot
+    journey.shot("jupyterlab")
+
+    # From inside the server, with the user's own token: the files, their modes, the configs.
+    token = hub.api("POST", "/users/mariaska/tokens", json={"note": "journey", "scopes": ["access:servers!user"]})
+    token = token.json()["token"]
+    server_url = f"{hub.url}/user/mariaska/"
+    out = terminal_output(server_url, token, CHECK_FROM_INSIDE)
+    assert re.search(r"eos 600 \S+", out), out
+    assert re.search(r"rucio=/\S+/rucio\.cfg", out) and re.search(r"^1\s*$", out, re.M), out
+    assert "rucio-ext replica file" in out, out
+
+    # The home page: stop the server from the control panel; the token page is linked.
+    page.goto(f"{hub.url}/hub/home")
+    assert page.locator("#dlaas-tokens-link a").count() == 1
+    page.locator("#stop").click()
+    page.wait_for_function("() => !document.querySelector('#stop') || document.querySelector('#stop')"
+                           ".offsetParent === null", timeout=60_000)
+    deadline = time.monotonic() + 30
+    while hub.api("GET", "/users/mariaska").json()["servers"]:
+        assert time.monotonic() < deadline, "the server did not stop"
+        time.sleep(0.3)
+    page.reload()
+    assert "Start My Server" in " ".join(page.inner_text("#start").split())
+    journey.shot("home-stopped")
+
+    page.locator("#dlaas-tokens-link a").click()
+    page.wait_for_url(re.compile(r"/hub/dlaas/tokens"))
+    assert page.locator("tr.dlaas-token").count() == 2
+    state = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    body = page.content()
+    for secret in [state["access_token"], state["refresh_token"]] + [
+            t["access_token"] for t in state["exchanged"].values()]:
+        assert secret not in body
+    journey.shot("tokens")
+
+    # Sign out, and in again.
+    page.goto(f"{hub.url}/hub/logout")
+    page.wait_for_load_state("networkidle")
+    assert page.locator("a", has_text="Sign in with").is_visible()
+    journey.shot("signed-out")
+    journey.sign_in(hub, "MariaSKA")
+    page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
+    assert "mariaska" in page.inner_text("body").lower()
+    journey.shot("signed-in-again")
+    context.close()
+
+
+def test_outsider_sees_a_readable_refusal(hub, browser, artifacts):
+    context = browser.new_context()
+    page = context.new_page()
+    journey = Journey(page, artifacts)
+    journey.shots = 20
+    journey.sign_in(hub, "mallory")
+    assert "not in a group that may use this hub" in page.inner_text("body")
+    assert "Traceback" not in page.content()
+    journey.shot("outsider-refused")
+    context.close()
+
+
+def test_tampered_form_value_is_refused_readably(hub, browser, artifacts):
+    context = browser.new_context()
+    page = context.new_page()
+    journey = Journey(page, artifacts)
+    journey.shots = 30
+    journey.sign_in(hub, "alice")  # /escape only: SKA SDC1 is not hers
+    page.goto(f"{hub.url}/hub/spawn")
+    assert "ska-sdc1" not in page.locator("input[name=profile]").evaluate_all("els => els.map(e => e.value)")
+    page.locator("input[name=profile]").first.evaluate("e => { e.value = 'ska-sdc1'; e.checked = true; }")
+    page.locator("form#spawn_form [type=submit], #spawn_form button[type=submit]").first.click()
+    page.wait_for_load_state("networkidle")
+    text = page.inner_text("body")
+    assert "reserved to other groups" in text and "ska-sdc1" in text
+    journey.shot("tampered-profile-refused")
+    assert not hub.api("GET", "/users/alice").json()["servers"]
+    context.close()
+
+
+def test_screenshots_are_kept(artifacts, browser):
+    shots = sorted(p.name for p in artifacts.glob("*.png"))
+    assert len(shots) >= 9, shots
+    for path in artifacts.glob("*.png"):
+        assert path.stat().st_size > 5000 and stat.S_ISREG(path.stat().st_mode)
