@@ -20,8 +20,11 @@ from urllib.parse import urljoin
 
 import httpx
 
+import dlaas_hub
 from dlaas_hub import devservices
-from tests.integration.conftest import CLIENT_ID, browser_login, start_hub
+
+CLIENT_ID = "dlaas-hub-bench"
+PASSWORDS = devservices.dev_iam_passwords()
 
 
 def main() -> None:
@@ -36,9 +39,13 @@ def main() -> None:
                                     client_id=CLIENT_ID, client_secret=secret, stdout=subprocess.DEVNULL)
     iam_url = f"http://127.0.0.1:{iam_port}/"
     with tempfile.TemporaryDirectory() as workdir:
-        hub = start_hub(Path(workdir), hub_port=hub_port, iam_url=iam_url, client_secret=secret)
+        settings = devservices.hub_settings(Path(workdir), hub_port=hub_port, iam_url=iam_url, client_id=CLIENT_ID,
+                                            client_secret=secret, crypt_key=secrets.token_hex(32))
+        proc, _ = devservices.start_hub(Path(workdir), Path(dlaas_hub.__file__).with_name("demo_config.py"), settings,
+                                        unset=("JUPYTERHUB_CRYPT_KEY",))
+        hub_url = settings["hub_url"]
         try:
-            browser_login(hub, "alice")  # warms discovery and JWKS, as a running hub has them
+            devservices.browser_login(hub_url, iam_url, "alice", PASSWORDS["alice"])  # warms discovery and JWKS
             control = urljoin(iam_url, "_dev/control")
             httpx.post(control, json={"delay_ms": args.delay_ms, "reset_stats": True})
             timings = []
@@ -54,13 +61,13 @@ def main() -> None:
             httpx.Client.get = timed_get
             try:
                 for _ in range(args.logins):
-                    _, callback = browser_login(hub, "MariaSKA")
+                    _, callback = devservices.browser_login(hub_url, iam_url, "MariaSKA", PASSWORDS["MariaSKA"])
                     assert callback.status_code == 302, callback.status_code
             finally:
                 httpx.Client.get = original
             stats = httpx.get(control).json()["stats"]
         finally:
-            devservices.stop(hub.proc)
+            devservices.stop(proc)
             devservices.stop(iam)
 
     delay = args.delay_ms / 1000

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -24,7 +20,7 @@ EXCHANGE_TARGETS = {
     "eos": {"audience": "eos-eulake", "scope": "openid profile wlcg.groups storage.read:/eos"},
     "rucio": {"audience": "rucio", "scope": "openid profile"},
 }
-PASSWORDS = {u["username"]: u["password"] for u in json.loads(devservices.DEV_IAM_USERS.read_text())["users"]}
+PASSWORDS = devservices.dev_iam_passwords()
 
 
 @dataclass
@@ -73,40 +69,19 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
     """Start JupyterHub with the demo's configuration and wait until it is healthy."""
     shutil.copy(Path(__file__).parent / "hub_config.py", workdir / "jupyterhub_config.py")
     service_token = secrets.token_hex(16)
-    crypt_key = secrets.token_hex(32) if crypt_key is None else crypt_key
-    settings = {
-        "state_dir": str(workdir),
-        "hub_url": f"http://127.0.0.1:{hub_port}",
-        "hub_internal_port": devservices.free_port(),
-        "proxy_api_port": devservices.free_port(),
-        "chp_command": devservices.chp_command(),
-        "singleuser_command": [devservices.python_bin("jupyterhub-singleuser")],
-        "issuer": iam_url,
-        "client_id": CLIENT_ID,
-        "client_secret": client_secret,
-        "crypt_key": crypt_key,
-        "allowed_groups": ["/escape"],
-        "admin_groups": ["/escape/admins"],
-        "exchange_targets": exchange_targets or EXCHANGE_TARGETS,
-        "default_url": "/tree",
-        "overrides": overrides or {},
-    }
-    (workdir / "settings.json").write_text(json.dumps(settings))
-    log_path = workdir / "hub.log"
-    hub_env = {**os.environ, "DLAAS_DEMO_STATE": str(workdir), "DLAAS_TEST_SERVICE_TOKEN": service_token}
-    hub_env.pop("JUPYTERHUB_CRYPT_KEY", None)  # the key comes from settings.json, or is missing on purpose
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [devservices.python_bin("jupyterhub"), "-f", str(workdir / "jupyterhub_config.py")],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=hub_env,
-        )
-    hub = Hub(settings["hub_url"], proc, log_path, service_token, iam_url, workdir)
+    settings = devservices.hub_settings(
+        workdir, hub_port=hub_port, iam_url=iam_url, client_id=CLIENT_ID, client_secret=client_secret,
+        crypt_key=secrets.token_hex(32) if crypt_key is None else crypt_key,
+        allowed_groups=["/escape"], admin_groups=["/escape/admins"],
+        exchange_targets=exchange_targets or EXCHANGE_TARGETS, default_url="/tree", overrides=overrides or {})
     try:
-        devservices.wait_for_http(f"{hub.url}/hub/health", timeout=60, proc=proc)
+        # The crypt key comes from settings.json, or is missing on purpose.
+        proc, log_path = devservices.start_hub(workdir, workdir / "jupyterhub_config.py", settings,
+                                               env={"DLAAS_TEST_SERVICE_TOKEN": service_token},
+                                               unset=("JUPYTERHUB_CRYPT_KEY",))
     except devservices.ServiceError as e:
-        devservices.stop(proc)
-        raise AssertionError(f"{e}\n--- hub log ---\n{hub.log()}") from None
-    return hub
+        raise AssertionError(str(e)) from None
+    return Hub(settings["hub_url"], proc, log_path, service_token, iam_url, workdir)
 
 
 @pytest.fixture(scope="module")
@@ -123,18 +98,5 @@ def browser_login(hub: Hub, username: str, password: str | None = None) -> tuple
 
     Returns the client (holding the cookies) and the hub's answer to the OAuth callback.
     """
-    client = httpx.Client(timeout=30)
-    response = client.get(f"{hub.url}/hub/oauth_login")
-    for _ in range(20):
-        if response.status_code in (301, 302, 303, 307):
-            if "/hub/oauth_callback" in str(response.url):
-                return client, response  # the hub accepted the login and sends the browser on
-            response = client.get(urljoin(str(response.url), response.headers["location"]))
-            continue
-        if response.status_code == 200 and "<form" in response.text and str(response.url).startswith(hub.iam_url):
-            action = re.search(r'action="([^"]+)"', response.text).group(1)
-            response = client.post(urljoin(str(response.url), action), data={
-                "username": username, "password": password if password is not None else PASSWORDS[username]})
-            continue
-        return client, response
-    raise AssertionError("too many redirects during login")
+    return devservices.browser_login(hub.url, hub.iam_url, username,
+                                     password if password is not None else PASSWORDS[username])
