@@ -16,3 +16,7 @@ def test_docs_build_cleanly(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     page = (tmp_path / "experiments.html").read_text()
     assert "allowed_groups" in page and "kubespawner_override" in page  # the schema is included
+    reference = (tmp_path / "reference" / "config.html").read_text()  # generated from the traits
+    for setting in ("DLaaSAuthenticator.subject_rebinds", "DLaaSKubeSpawner.rucio_account",
+                    "DLaaSLocalSpawner.home_dir_template", "DLaaSAuthenticator.exchange_targets"):
+        assert setting in reference
