@@ -3,6 +3,7 @@
 import configparser
 import json
 import os
+import re
 import stat
 import time
 from urllib.parse import urlsplit
@@ -130,6 +131,12 @@ def test_credentials_endpoint_serves_only_the_servers_own_token(hub, maria):
     xsrf = maria.cookies.get("_xsrf")
     browser = maria.get(url, headers={"X-XSRFToken": xsrf or "", "Referer": f"{hub.url}/hub/home"})
     assert browser.status_code == 403  # the user's own browser session never gets the tokens
+
+    # and the metrics count both: served to the agent and this test, refused to the others
+    metrics = hub.api("GET", "/../metrics").text
+    served = re.search(r'^dlaas_credentials_served_total\{outcome="served"\} (\S+)', metrics, re.M)
+    forbidden = re.search(r'^dlaas_credentials_served_total\{outcome="forbidden"\} (\S+)', metrics, re.M)
+    assert served and float(served.group(1)) >= 2 and forbidden and float(forbidden.group(1)) >= 3
 
 
 def test_restarted_server_gets_fresh_files(hub, maria):
