@@ -215,21 +215,25 @@ def test_scientist_journey(hub, browser, artifacts):
     context.close()
 
 
-def test_outsider_sees_a_readable_refusal(hub, browser, artifacts):
+@pytest.fixture
+def fresh_page(browser):
+    """A page in a browser context of its own (no cookies from another test)."""
     context = browser.new_context()
-    page = context.new_page()
-    journey = Journey(page, artifacts)
-    journey.shots = 20
-    journey.sign_in(hub, "mallory")
-    assert "not in a group that may use this hub" in page.inner_text("body")
-    assert "Traceback" not in page.content()
-    journey.shot("outsider-refused")
+    yield context.new_page()
     context.close()
 
 
-def test_tampered_form_value_is_refused_readably(hub, browser, artifacts):
-    context = browser.new_context()
-    page = context.new_page()
+def test_outsider_sees_a_readable_refusal(hub, fresh_page, artifacts):
+    journey = Journey(fresh_page, artifacts)
+    journey.shots = 20
+    journey.sign_in(hub, "mallory")
+    assert "not in a group that may use this hub" in fresh_page.inner_text("body")
+    assert "Traceback" not in fresh_page.content()
+    journey.shot("outsider-refused")
+
+
+def test_tampered_form_value_is_refused_readably(hub, fresh_page, artifacts):
+    page = fresh_page
     journey = Journey(page, artifacts)
     journey.shots = 30
     journey.sign_in(hub, "alice")  # /escape only: SKA SDC1 is not hers
@@ -242,7 +246,6 @@ def test_tampered_form_value_is_refused_readably(hub, browser, artifacts):
     assert "reserved to other groups" in text and "ska-sdc1" in text
     journey.shot("tampered-profile-refused")
     assert not hub.api("GET", "/users/alice").json()["servers"]
-    context.close()
 
 
 def test_screenshots_are_kept(artifacts, browser):
