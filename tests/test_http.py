@@ -92,3 +92,38 @@ def test_safe_url_drops_query_and_fragment():
 ])
 def test_oauth_error_code_only_accepts_codes(doc, code):
     assert oauth_error_code(doc) == code
+
+
+async def test_a_pooled_request_fails_no_import():
+    """httpcore looks for sniffio on each request; without it every request re-scans sys.path
+    for a module that is not there (encode/httpcore#1103), a fifth of a request's CPU here."""
+    import asyncio
+    import builtins
+
+    async def answer(reader, writer):
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}')
+            await writer.drain()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    failed = []
+    real_import = builtins.__import__
+
+    def counting_import(name, *args, **kwargs):
+        try:
+            return real_import(name, *args, **kwargs)
+        except ImportError:
+            failed.append(name)
+            raise
+
+    async with make_client() as c:
+        await request_json(c, "GET", url, label="warm-up")
+        builtins.__import__ = counting_import
+        try:
+            for _ in range(3):
+                assert await request_json(c, "GET", url, label="x") == {}
+        finally:
+            builtins.__import__ = real_import
+    server.close()
+    assert failed == []
