@@ -1,8 +1,9 @@
 """How many IAM round trips a login costs on the hub's critical path (the design says 2).
 
 Starts the development IAM with an artificial delay on every request and a real hub, logs in N
-times, and times the hub's OAuth callback alone (code exchange, then userinfo and all token
-exchanges concurrently). Prints the median callback time in units of the IAM's delay.
+times, and times the hub's OAuth callback alone (code exchange, then all token exchanges
+concurrently; userinfo too when the id_token lacks a claim). Prints the median callback time in
+units of the IAM's delay.
 
     .venv/bin/python -m benchmarks.login_round_trips [--delay-ms 300] [--logins 5]
 """
@@ -76,7 +77,7 @@ def main() -> None:
     per_login = {path: n / args.logins for path, n in stats["requests"].items()
                  if not path.startswith(("/auth", "/interaction"))}
     print(f"IAM delay per request: {args.delay_ms} ms; logins: {args.logins}")
-    print(f"hub callback (code exchange + userinfo + 2 token exchanges): median {median * 1000:.0f} ms "
+    print(f"hub callback (code exchange + 2 token exchanges): median {median * 1000:.0f} ms "
           f"= {median / delay:.2f} x the IAM delay (2 round trips would be 2.00 plus the hub's own work)")
     print(f"hub requests to the IAM per login: {per_login} (discovery and JWKS are cached)")
     print(f"grants: {stats['grants']}")

@@ -14,7 +14,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Any, Dict, Float, Integer, List, Unicode, Union, default, validate
+from traitlets import Any, CaselessStrEnum, Dict, Float, Integer, List, Unicode, Union, default, validate
 
 from . import logscrub, metrics
 from .discovery import ProviderMetadata
@@ -101,6 +101,32 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         May be a callable taking the user's claims and returning a list of group names.
         The groups feed ``allowed_groups``, ``admin_groups`` and the hub's managed groups.
         """,
+    )
+    fetch_userinfo = CaselessStrEnum(
+        ["when_claims_missing", "always"],
+        default_value="when_claims_missing",
+        config=True,
+        help="""When a login also asks the provider's userinfo endpoint for the user's claims.
+
+        ``when_claims_missing`` (the default): only when the verified id_token lacks a claim the hub
+        reads: :attr:`username_claim`, :attr:`groups_claim`, :attr:`extra_claims` and the spawner's
+        ``rucio_account`` claim. INDIGO IAM puts them in the id_token, so a login makes no userinfo
+        request. Nothing is lost: the id_token comes from the same code exchange as a userinfo answer
+        would, and its signature is checked.
+
+        ``always``: every login reads userinfo too, and its answer completes and overrides the
+        id_token's claims; for providers whose id_token carries only part of a claim, or when a
+        ``username_claim`` or ``groups_claim`` callable reads claims the hub cannot name (a callable
+        always leads to the userinfo request). ``userdata_from_id_token = True`` never asks userinfo.
+        """,
+    )
+    extra_claims = List(
+        Unicode(),
+        config=True,
+        help="""Claims the hub's configuration reads from a login besides the user name and the groups,
+        for example in a ``modify_auth_state_hook``. When the verified id_token lacks one of them, the
+        login asks the userinfo endpoint for it (see :attr:`fetch_userinfo`). The spawner's
+        ``rucio_account`` claim is added by itself.""",
     )
     exchange_targets = Dict(
         config=True,
@@ -236,6 +262,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)
         self._jwks: JWKSCache | None = None
         self._prefetch_task = None
+        self._spawner_claims: set[str] = set()
         self.renewer = Renewer(refresh=self._refresh_grant, exchange=self._exchange_some,
                                targets=lambda: self.targets, margin=self.refresh_margin, log=self.log,
                                backoff_base=self.refresh_backoff, on_fresh=metrics.RENEWALS_SKIPPED.inc)
@@ -306,7 +333,8 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         from .spawners.mixin import check_spawner_config
 
         if self.parent is not None:
-            check_spawner_config(self.parent)
+            spawner = check_spawner_config(self.parent)
+            self._spawner_claims = spawner.claims_read() if spawner is not None else set()
         # Warm the discovery and JWKS caches in the background: start-up never waits for the
         # provider, and a provider that is down now is retried at the first login.
         try:
@@ -392,7 +420,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
         user_info = {k: v for k, v in claims.items() if k not in _REGISTERED_CLAIMS}
-        if self.userdata_from_id_token or not self.userdata_url:
+        if self.userdata_from_id_token or not self.userdata_url or not self.userinfo_needed(user_info):
             return user_info
         try:
             userinfo = await request_json(
@@ -408,6 +436,19 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             raise login_error(e, issuer=self.oidc_issuer, status=403)
         user_info.update(userinfo)
         return user_info
+
+    def claims_needed(self) -> set[str] | None:
+        """The claims a login must carry, or None when a callable reads claims the hub cannot name."""
+        if callable(self.username_claim) or callable(self.groups_claim):
+            return None
+        return {self.username_claim, self.groups_claim, *self.extra_claims, *self._spawner_claims}
+
+    def userinfo_needed(self, claims: dict) -> bool:
+        """Whether the verified id_token's claims must be completed by the userinfo endpoint."""
+        if self.fetch_userinfo == "always":
+            return True
+        needed = self.claims_needed()
+        return needed is None or not needed <= claims.keys()
 
     # -- names and subjects -----------------------------------------------------------------------
 
@@ -544,9 +585,11 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return await self._exchange_some(subject_token, self.targets)
 
     async def authenticate(self, handler, data=None, **kwargs):
-        """Code exchange, then the user's claims and all token exchanges concurrently.
+        """Code exchange, then all token exchanges while the user's claims are checked.
 
-        Two provider round trips on the critical path (JWKS and discovery are cached).
+        Two provider round trips on the critical path (JWKS and discovery are cached): the
+        id_token check, the account's subject and the groups are done while the exchanges are in
+        flight, and so is the userinfo request when the id_token lacks a claim.
         """
         outcome = "error"
         try:

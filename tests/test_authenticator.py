@@ -319,6 +319,61 @@ async def test_userinfo_down_gives_503(iam, auth):
     assert info.value.status_code == 503
 
 
+async def test_an_id_token_with_the_name_and_groups_makes_no_userinfo_request(iam, auth):
+    iam.id_token_claims = {"wlcg.groups": ["/escape", "/escape/ska"], "email": "maria@id-token.example"}
+    model = await auth.authenticate(FakeHandler())
+    assert iam.userinfo.call_count == 0
+    assert model["name"] == "mariaska" and model["groups"] == ["/escape", "/escape/ska"]
+    assert model["auth_state"]["oauth_user"]["email"] == "maria@id-token.example"
+    assert set(model["auth_state"]["exchanged"]) == {"eos", "rucio"}
+
+
+async def test_an_id_token_without_the_groups_claim_is_completed_by_userinfo(iam, auth):
+    iam.id_token_claims = {"groups": ["escape"]}  # IAM's other groups claim: not the one configured
+    model = await auth.authenticate(FakeHandler())
+    assert iam.userinfo.call_count == 1
+    assert model["groups"] == ["/escape", "/escape/ska"]
+
+
+@pytest.mark.parametrize("settings", [
+    {"fetch_userinfo": "always"},
+    {"extra_claims": ["eduperson_assurance"]},
+    {"groups_claim": lambda claims: claims.get("wlcg.groups", [])},
+])
+async def test_userinfo_is_asked_when_the_id_token_may_not_be_enough(iam, settings):
+    iam.id_token_claims = {"wlcg.groups": ["/escape"]}
+    a = make(**settings)
+    model = await a.authenticate(FakeHandler())
+    assert iam.userinfo.call_count == 1
+    assert model["groups"] == ["/escape", "/escape/ska"]  # userinfo's answer completes the id_token
+
+
+async def test_the_spawners_rucio_account_claim_is_a_claim_a_login_needs(iam):
+    from traitlets.config import Configurable
+
+    from dlaas_hub.spawners import DLaaSKubeSpawner
+
+    from .spawner_fixtures import RUCIO_CONFIG
+    from .test_local_spawner import PROFILES
+
+    class Hub(Configurable):
+        spawner_class = DLaaSKubeSpawner
+
+    config = Config()
+    for key, value in {"profiles_dir": str(PROFILES), **RUCIO_CONFIG, "rucio_account": "rucio_name"}.items():
+        config.DLaaSKubeSpawner[key] = value
+    a = make()
+    a.parent = Hub(config=config)
+    a.check_allow_config()
+    a._prefetch_task.cancel()
+    iam.id_token_claims = {"wlcg.groups": ["/escape"]}
+    await a.authenticate(FakeHandler())
+    assert iam.userinfo.call_count == 1
+    iam.id_token_claims["rucio_name"] = "maria"
+    await a.authenticate(FakeHandler())
+    assert iam.userinfo.call_count == 1
+
+
 async def test_userdata_from_id_token_skips_userinfo(iam):
     iam.id_token_claims = {"wlcg.groups": ["/escape"]}
     a = make(userdata_from_id_token=True)

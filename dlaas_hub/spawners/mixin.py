@@ -134,6 +134,10 @@ class DLaaSSpawnerMixin(HasTraits):
             problems += self._rucio_problems()
         return problems
 
+    def claims_read(self) -> set[str]:
+        """Names of the login claims this spawner reads, so that the authenticator makes sure a login has them."""
+        return {self.rucio_account} if isinstance(self.rucio_account, str) and self.rucio_account else set()
+
     def _rucio_problems(self) -> list[str]:
         profiles = self.all_profiles()
         replica = ([p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"] if profiles
@@ -292,11 +296,16 @@ class DLaaSSpawnerMixin(HasTraits):
         return await maybe_future(super().run_pre_spawn_hook())
 
 
-def check_spawner_config(app) -> None:
-    """Raise a ConfigError naming every wrong setting of the hub's DLaaS spawner, if it has one."""
+def check_spawner_config(app):
+    """Raise a ConfigError naming every wrong setting of the hub's DLaaS spawner, if it has one.
+
+    Returns the configured spawner (with no user), or None when the hub's spawner is not ours.
+    """
     spawner_class = getattr(app, "spawner_class", None)
     if not (isinstance(spawner_class, type) and issubclass(spawner_class, DLaaSSpawnerMixin)):
-        return
-    problems = spawner_class.config_probe(app.config).startup_problems()
+        return None
+    probe = spawner_class.config_probe(app.config)
+    problems = probe.startup_problems()
     if problems:
         raise ConfigError("The hub's spawner is misconfigured:\n  " + "\n  ".join(problems))
+    return probe
