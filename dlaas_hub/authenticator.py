@@ -11,7 +11,6 @@ from http.client import responses
 from jupyterhub.crypto import KEY_ENV, CryptKeeper
 from jupyterhub.traitlets import Callable
 from oauthenticator.generic import GenericOAuthenticator
-from oauthenticator.oauth2 import OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Any, CaselessStrEnum, Dict, Float, Integer, List, Unicode, Union, default, validate
@@ -20,6 +19,7 @@ from . import logscrub, metrics
 from .discovery import ProviderMetadata
 from .errors import ConfigError, login_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
+from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, PendingExchanges
 from .http import IAMError, make_client, request_json
 from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule, shown
 from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
@@ -34,17 +34,6 @@ _REGISTERED_CLAIMS = {"iss", "aud", "exp", "iat", "nbf", "jti", "nonce", "at_has
                       "auth_time", "sid"}
 
 
-class DLaaSLoginHandler(OAuthLoginHandler):
-    """Resolves the provider's endpoints (discovery) before redirecting to it."""
-
-    async def get(self):
-        try:
-            await self.authenticator.resolve_endpoints()
-        except IAMError as e:
-            raise login_error(e, issuer=self.authenticator.oidc_issuer) from None
-        return super().get()
-
-
 class DLaaSAuthenticator(GenericOAuthenticator):
     """Log in with an INDIGO IAM (or any OpenID provider with RFC 8693 token exchange).
 
@@ -54,6 +43,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     """
 
     login_handler = DLaaSLoginHandler
+    callback_handler = DLaaSCallbackHandler
 
     oidc_issuer = Unicode(
         config=True,
@@ -581,26 +571,32 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         })
         return auth_state
 
-    async def exchange_tokens(self, subject_token: str) -> dict:
-        return await self._exchange_some(subject_token, self.targets)
+    async def exchange_tokens(self, subject_token: str, *, sent: asyncio.Event | None = None) -> dict:
+        return await self._exchange_some(subject_token, self.targets, sent=sent)
 
     async def authenticate(self, handler, data=None, **kwargs):
-        """Code exchange, then all token exchanges while the user's claims are checked.
+        """Code exchange, then all token exchanges while the user's identity is checked.
 
-        Two provider round trips on the critical path (JWKS and discovery are cached): the
-        id_token check, the account's subject and the groups are done while the exchanges are in
-        flight, and so is the userinfo request when the id_token lacks a claim.
+        Two provider round trips on the critical path (JWKS and discovery are cached). The
+        exchanges go out first; the id_token check, the account's subject, the groups (and the
+        userinfo request, when the id_token lacks a claim) run while the provider works on them.
+        With :class:`DLaaSCallbackHandler` the login returns before they finish, and JupyterHub's
+        own checks and account lookup overlap them too (see :meth:`complete_login`).
         """
-        outcome = "error"
         try:
-            auth_model = await self._authenticate(handler, data)
-            outcome = "accepted" if auth_model.pop("_dlaas_allowed", False) else "not_in_group"
-            return auth_model
+            return await self._authenticate(handler, data)
         except web.HTTPError as e:
-            outcome = getattr(e, "dlaas_outcome", "provider_unavailable" if e.status_code == 503 else "refused")
+            self.count_login(error=e)
             raise
-        finally:
-            metrics.LOGINS.labels(outcome).inc()
+        except Exception:
+            self.count_login()
+            raise
+
+    def count_login(self, outcome: str | None = None, error: web.HTTPError | None = None) -> None:
+        """Count a login in ``dlaas_logins_total`` by its outcome, or by the error page it ended with."""
+        if outcome is None and error is not None:
+            outcome = getattr(error, "dlaas_outcome", "provider_unavailable" if error.status_code == 503 else "refused")
+        metrics.LOGINS.labels(outcome or "error").inc()
 
     async def _authenticate(self, handler, data=None):
         try:
@@ -609,28 +605,42 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             raise login_error(e, issuer=self.oidc_issuer) from None
         params = self.build_access_tokens_request_params(handler, data)
         token_info = await self.get_token_info(handler, params)
-        exchanges = asyncio.ensure_future(self.exchange_tokens(token_info["access_token"]))
+        sent = asyncio.Event()
+        exchanges = asyncio.ensure_future(self.exchange_tokens(token_info["access_token"], sent=sent))
+        exchanges.add_done_callback(lambda _: sent.set())
         try:
+            await sent.wait()
             # oauthenticator's shared path: token_to_user, build_auth_state_dict, the
             # modify_auth_state_hook, update_auth_model and managed groups.
             auth_model = await self._token_to_auth_model(token_info)
-        except BaseException:
-            exchanges.cancel()
-            raise
-        try:
             self.check_username(auth_model["name"])
             await self.check_subject(handler, auth_model)
+            allowed = await self.check_allowed(auth_model["name"], auth_model)
         except BaseException:
             exchanges.cancel()
             raise
-        results = await exchanges
-        if not await self.check_allowed(auth_model["name"], auth_model):
+        if not allowed:
             # JupyterHub turns this into the 403 page; the exchanged tokens are dropped.
+            exchanges.cancel()
+            self.count_login("not_in_group")
             return auth_model
-        self.store_exchange_results(auth_model, results)
-        auth_model["_dlaas_allowed"] = True
-        self.renewer.forget(auth_model["name"])
+        pending = PendingExchanges(self, exchanges)
+        defer = getattr(handler, "defer_exchanges", None)
+        if callable(defer):
+            defer(pending)
+        else:
+            await pending.finish(auth_model)
         return auth_model
+
+    async def complete_login(self, auth_model: dict, results: dict) -> None:
+        """Store the login's exchange results in its auth_state; refuse it if a required target failed."""
+        try:
+            self.store_exchange_results(auth_model, results)
+        except web.HTTPError as e:
+            self.count_login(error=e)
+            raise
+        self.count_login("accepted")
+        self.renewer.forget(auth_model["name"])
 
     def store_exchange_results(self, auth_model: dict, results: dict) -> None:
         """Record exchanged tokens and failures; refuse the login if a required target failed."""
@@ -671,10 +681,10 @@ class DLaaSAuthenticator(GenericOAuthenticator):
                 token_info.pop("id_token")
         return token_info
 
-    async def _exchange_some(self, subject_token: str, targets) -> dict:
+    async def _exchange_some(self, subject_token: str, targets, *, sent: asyncio.Event | None = None) -> dict:
         await self.resolve_endpoints()
         return await exchange_all(
-            self.iam_client, self.token_url, subject_token, targets,
+            self.iam_client, self.token_url, subject_token, targets, sent=sent,
             auth=self._client_auth(), client_params=self._client_params(), retries=self.exchange_retries,
             observe=lambda target, result, seconds: metrics.observe_token_request(
                 "exchange", target.name, result, seconds),

@@ -89,15 +89,18 @@ def exchange_params(subject_token: str, target: ExchangeTarget) -> dict:
 
 async def exchange_token(client: httpx.AsyncClient, token_url: str, subject_token: str,
                          target: ExchangeTarget, *, auth=None, client_params=None,
-                         retries: int = 1) -> ExchangedToken:
-    """Exchange ``subject_token`` for a token restricted to ``target``'s audience."""
+                         retries: int = 1, on_sent=None) -> ExchangedToken:
+    """Exchange ``subject_token`` for a token restricted to ``target``'s audience.
+
+    ``on_sent()``, when given, is called once the request is on the wire.
+    """
     label = f"token exchange for {target.name}"
     data = exchange_params(subject_token, target)
     data.update(client_params or {})
     now = time.time()
     try:
         document = await request_json(client, "POST", token_url, label=label, retries=retries,
-                                      data=data, auth=auth)
+                                      data=data, auth=auth, on_sent=on_sent)
     except IAMError as e:
         raise ExchangeError(target, e) from None
     token = document.get("access_token")
@@ -115,20 +118,34 @@ async def exchange_token(client: httpx.AsyncClient, token_url: str, subject_toke
 
 
 async def exchange_all(client: httpx.AsyncClient, token_url: str, subject_token: str, targets, *,
-                       observe=None, **kwargs):
+                       observe=None, sent: asyncio.Event | None = None, **kwargs):
     """Exchange for every target concurrently.
 
     Returns ``{name: ExchangedToken | ExchangeError}``: one target's failure never cancels the others.
     ``observe(target, result, seconds)``, when given, is called once per target as it completes.
+    ``sent``, when given, is set once every request is on the wire (or has ended), so that the
+    caller can do its own work while the provider does the exchanges.
     """
     targets = list(targets)
+    unsent = {t.name for t in targets}
+
+    def on_sent(name):
+        unsent.discard(name)
+        if not unsent and sent is not None:
+            sent.set()
+
+    if not targets and sent is not None:
+        sent.set()
 
     async def one(target):
         start = time.perf_counter()
         try:
-            result = await exchange_token(client, token_url, subject_token, target, **kwargs)
+            result = await exchange_token(client, token_url, subject_token, target,
+                                          on_sent=lambda: on_sent(target.name), **kwargs)
         except ExchangeError as e:
             result = e
+        finally:
+            on_sent(target.name)
         if observe is not None:
             observe(target, result, time.perf_counter() - start)
         if isinstance(result, ExchangeError):

@@ -78,11 +78,18 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
 
 async def request_json(client: httpx.AsyncClient, method: str, url: str, *, label: str,
                        retries: int = 0, backoff: float = 0.5, max_bytes: int = MAX_RESPONSE_BYTES,
-                       **kwargs) -> dict:
+                       on_sent=None, **kwargs) -> dict:
     """Send one request and return its JSON object, retrying transient failures.
 
+    ``on_sent()``, when given, is called each time the request has been written to the connection.
     Raises :class:`IAMError`; a 4xx answer is never retried.
     """
+    if on_sent is not None:
+        async def trace(event: str, info: dict) -> None:
+            if event.endswith("send_request_body.complete"):
+                on_sent()
+
+        kwargs["extensions"] = {**kwargs.get("extensions", {}), "trace": trace}
     attempt = 0
     while True:
         try:

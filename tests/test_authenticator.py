@@ -258,6 +258,113 @@ async def test_optional_target_denied_is_recorded_and_login_goes_on(iam, caplog)
     assert "Token exchange for target rucio failed" in caplog.text
 
 
+async def on_the_wire(request):
+    """What httpcore tells when a request is written; respx, which mocks the transport, does not."""
+    trace = request.extensions.get("trace")
+    if trace is not None:
+        await trace("http11.send_request_body.complete", {})
+
+
+class DeferringHandler(FakeHandler):
+    """Like DLaaSCallbackHandler: takes the exchanges still in flight when the user is allowed."""
+
+    pending = None
+
+    def defer_exchanges(self, pending):
+        self.pending = pending
+
+
+async def test_the_login_returns_while_its_exchanges_run_and_stores_them_when_they_end(iam, auth):
+    from .test_metrics import value
+
+    answer, original = asyncio.Event(), iam.token.side_effect
+
+    async def token(request):
+        if b"token-exchange" in request.content:
+            await on_the_wire(request)
+            await asyncio.wait_for(answer.wait(), timeout=5)
+        return original(request)
+
+    iam.token.mock(side_effect=token)
+    handler = DeferringHandler()
+    accepted = value("dlaas_logins_total", outcome="accepted")
+    model = await auth.authenticate(handler)
+    assert model["auth_state"]["exchanged"] == {} and handler.pending is not None
+    assert value("dlaas_logins_total", outcome="accepted") == accepted  # not before its tokens are in
+    answer.set()
+    await handler.pending.finish(model)
+    assert set(model["auth_state"]["exchanged"]) == {"eos", "rucio"}
+    assert value("dlaas_logins_total", outcome="accepted") == accepted + 1
+
+
+async def test_a_deferred_required_exchange_failure_refuses_the_login_when_it_ends(iam, auth):
+    from .test_metrics import value
+
+    iam.exchange_failures["eos-eulake"] = httpx.Response(503)
+    handler = DeferringHandler()
+    model = await auth.authenticate(handler)
+    before = value("dlaas_logins_total", outcome="provider_unavailable")
+    with pytest.raises(web.HTTPError) as info:
+        await handler.pending.finish(model)
+    assert info.value.status_code == 503 and "try again" in info.value.jupyterhub_message
+    assert value("dlaas_logins_total", outcome="provider_unavailable") == before + 1
+
+
+async def test_exchanges_of_a_login_refused_later_are_dropped(iam, auth):
+    from .test_metrics import value
+
+    never, original = asyncio.Event(), iam.token.side_effect
+
+    async def token(request):
+        if b"token-exchange" in request.content:
+            await on_the_wire(request)
+            await never.wait()
+        return original(request)
+
+    iam.token.mock(side_effect=token)
+    handler = DeferringHandler()
+    await auth.authenticate(handler)
+    refused = value("dlaas_logins_total", outcome="refused")
+    handler.pending.drop()  # as DLaaSCallbackHandler.on_finish does when JupyterHub refuses the login
+    await asyncio.sleep(0.01)
+    assert handler.pending.task.cancelled()
+    assert value("dlaas_logins_total", outcome="refused") == refused + 1
+
+
+async def test_exchanges_never_collected_leave_no_asyncio_error(auth, caplog):
+    import gc
+
+    from dlaas_hub.handlers import PendingExchanges
+
+    async def broken():
+        raise RuntimeError("an exchange that failed unexpectedly")
+
+    pending = PendingExchanges(auth, asyncio.ensure_future(broken()))
+    await asyncio.sleep(0.01)
+    del pending
+    gc.collect()
+    await asyncio.sleep(0.01)
+    assert "never retrieved" not in caplog.text
+
+
+async def test_the_checks_run_once_the_exchanges_are_sent(iam, auth):
+    order = []
+    original_verify, original_exchange = auth.verify_id_token, auth._exchange_some
+
+    async def verify(token):
+        order.append("id_token check")
+        return await original_verify(token)
+
+    async def exchange(subject_token, targets, *, sent=None):
+        order.append("exchanges sent")
+        sent.set()
+        return await original_exchange(subject_token, targets)
+
+    auth.verify_id_token, auth._exchange_some = verify, exchange
+    await auth.authenticate(FakeHandler())
+    assert order == ["exchanges sent", "id_token check"]
+
+
 @pytest.mark.parametrize("failure,status", [
     (httpx.ConnectTimeout("slow"), 503),
     (httpx.ReadTimeout("slow"), 503),

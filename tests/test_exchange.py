@@ -159,3 +159,39 @@ def test_jwt_expiry():
     assert jwt_expiry(jwt.encode({"sub": "x"}, "k" * 32)) is None
     assert jwt_expiry(jwt.encode({"exp": True}, "k" * 32)) is None
     assert jwt_expiry("opaque-token") is None
+
+
+async def test_sent_is_set_once_every_request_is_on_the_wire(client):
+    """The login does its own checks once the exchanges are sent, while the provider works on them."""
+    arrived, release = [], asyncio.Event()
+
+    async def provider(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                      if line.startswith(b"content-length"))
+        body = await reader.readexactly(length)
+        arrived.append(body)
+        await release.wait()
+        answer = b'{"access_token": "t", "expires_in": 60}'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(answer), answer))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(provider, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/token"
+    sent = asyncio.Event()
+    task = asyncio.ensure_future(exchange_all(client, url, "s", [EOS, RUCIO], sent=sent))
+    await asyncio.wait_for(sent.wait(), timeout=5)
+    assert not task.done()  # no answer yet: the event says sent, not answered
+    release.set()
+    results = await task
+    assert all(isinstance(r, ExchangedToken) for r in results.values())
+    assert len(arrived) == 2
+    server.close()
+
+
+async def test_sent_is_set_when_a_request_fails_before_it_is_sent(client):
+    sent = asyncio.Event()
+    results = await exchange_all(client, "http://127.0.0.1:9/token", "s", [EOS], sent=sent, retries=0)
+    assert sent.is_set() and isinstance(results["eos"], ExchangeError)

@@ -18,12 +18,14 @@ USERS = [
     {"username": "\u212aate", "sub": "kelvin-sign-sub", "groups": ["escape"]},
     {"username": "eve\n" + FORGED, "sub": "eve-sub", "groups": ["escape"]},
     {"username": "mallory", "sub": "mallory-sub", "groups": ["elsewhere"]},
+    {"username": "bob", "sub": "bob-sub", "groups": ["escape"]},  # in the group, but blocked by the hub
 ]
 for _user in USERS:
     _user.update(password="pw-" + _user["sub"], name=_user["username"], email=f"{_user['sub']}@example.org")
 _USERS_FILE = Path(tempfile.mkdtemp(prefix="dlaas-accounts-")) / "users.json"
 _USERS_FILE.write_text(json.dumps({"users": USERS}))
 DEV_IAM_ARGS = [f"--users={_USERS_FILE}"]
+HUB_OVERRIDES = {"DLaaSAuthenticator.blocked_users": ["bob"]}
 PASSWORD = {u["username"]: u["password"] for u in USERS}
 
 SEEN = []  # (code, state) of every callback the tests made
@@ -71,6 +73,17 @@ def test_outsider_still_gets_the_group_page(hub):
     response = login(hub, "mallory")
     assert response.status_code == 403
     assert "not in a group that may use this hub" in response.text
+
+
+def test_a_user_jupyterhub_blocks_after_our_checks_gets_its_refusal_and_no_account(hub):
+    # DLaaSAuthenticator allows bob and hands his exchanges to the callback; JupyterHub's own
+    # blocked_users check then refuses him, and the exchanges are dropped.
+    response = login(hub, "bob")
+    assert response.status_code == 403
+    assert hub.api("GET", "/users/bob").status_code == 404
+    log = hub.log()
+    assert "User 'bob' blocked" in log
+    assert "Traceback" not in log and "never retrieved" not in log
 
 
 def test_no_code_or_state_in_hub_or_proxy_log(hub):

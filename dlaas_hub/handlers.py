@@ -1,0 +1,74 @@
+"""The login's request handlers: discovery before the redirect, and a callback that lets JupyterHub
+do its account bookkeeping while the login's token exchanges are still in flight."""
+
+from __future__ import annotations
+
+import asyncio
+
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+
+from .errors import login_error
+from .http import IAMError
+
+
+class DLaaSLoginHandler(OAuthLoginHandler):
+    """Resolves the provider's endpoints (discovery) before redirecting to it."""
+
+    async def get(self):
+        try:
+            await self.authenticator.resolve_endpoints()
+        except IAMError as e:
+            raise login_error(e, issuer=self.authenticator.oidc_issuer) from None
+        return super().get()
+
+
+class PendingExchanges:
+    """A login's token exchanges, still running once the user is known, bound and allowed.
+
+    :meth:`finish` waits for them and stores the tokens in the auth model JupyterHub is about to save
+    (or raises the login's error page when a required target failed); :meth:`cancel` drops them.
+    """
+
+    def __init__(self, authenticator, task: asyncio.Future):
+        self.authenticator = authenticator
+        self.task = task
+        # A login JupyterHub refuses after us never collects its exchanges: keep their errors quiet.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def finish(self, auth_model: dict) -> None:
+        await self.authenticator.complete_login(auth_model, await self.task)
+
+    def drop(self) -> None:
+        self.task.cancel()
+        self.authenticator.count_login("refused")
+
+
+class DLaaSCallbackHandler(OAuthCallbackHandler):
+    """The OAuth callback, with the token exchanges overlapping JupyterHub's own work.
+
+    :meth:`DLaaSAuthenticator.authenticate` returns as soon as the user is verified and allowed,
+    handing the exchanges still in flight to :meth:`defer_exchanges`. JupyterHub then runs its
+    checks and looks the account up, and only before it saves the auth_state does the login wait
+    for the exchanges: the provider's work and the hub's overlap.
+    """
+
+    pending_exchanges: PendingExchanges | None = None
+
+    def defer_exchanges(self, pending: PendingExchanges) -> None:
+        self.pending_exchanges = pending
+
+    async def auth_to_user(self, authenticated, user=None):
+        pending, self.pending_exchanges = self.pending_exchanges, None
+        if pending is not None:
+            if user is None:
+                user = self.find_user(authenticated["name"])  # a new user is made by JupyterHub below
+            await pending.finish(authenticated)
+        return await super().auth_to_user(authenticated, user)
+
+    def on_finish(self):
+        # JupyterHub refused the login after the authenticator allowed it (blocked_users, a
+        # post_auth_hook): the exchanged tokens are dropped unused.
+        if self.pending_exchanges is not None:
+            self.pending_exchanges.drop()
+            self.pending_exchanges = None
+        super().on_finish()
