@@ -490,30 +490,17 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return Subject(claims["sub"], self.oidc_issuer)
 
     async def stored_auth_state(self, handler, name: str):
-        """(whether the account exists, whether it has auth_state, its readable auth_state)."""
-        db = getattr(handler, "db", None)
-        if db is not None:
-            # One column, not the whole User with its roles and groups: this runs on every login.
-            from jupyterhub import orm
-            from jupyterhub.crypto import decrypt
-            from sqlalchemy import select
+        """(whether the account exists, whether it has auth_state, its readable auth_state).
 
-            row = db.execute(select(orm.User.encrypted_auth_state).where(orm.User.name == name)).first()
-            if row is None:
-                return False, False, None
-            if row[0] is None:
-                return True, False, None
-            try:
-                return True, True, await decrypt(row[0])
-            except Exception as e:
-                self.log.warning("Stored auth_state of %s cannot be read: %s", shown(name), type(e).__name__)
-                return True, True, None
+        The account is looked up through the handler: :class:`DLaaSCallbackHandler` keeps it for
+        JupyterHub's own bookkeeping later in the same login, so the login loads it once.
+        """
         find_user = getattr(handler, "find_user", None)
         user = find_user(name) if find_user is not None else None
         if user is None:
             return False, False, None
         stored = getattr(user, "encrypted_auth_state", None) is not None
-        return True, stored, await user.get_auth_state()
+        return True, stored, await user.get_auth_state()  # None when it cannot be decrypted
 
     async def check_subject(self, handler, auth_model: dict) -> None:
         """Bind the account to this login's subject, or refuse a login by another subject."""

@@ -54,6 +54,19 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
 
     pending_exchanges: PendingExchanges | None = None
 
+    def find_user(self, name):
+        # The subject check and JupyterHub's bookkeeping both look the account up: load it once per
+        # login. Only a found account is kept (JupyterHub may create a missing one in between).
+        found = getattr(self, "_found_users", None)
+        if found is None:
+            found = self._found_users = {}
+        if name not in found:
+            user = super().find_user(name)
+            if user is None:
+                return None
+            found[name] = user
+        return found[name]
+
     def defer_exchanges(self, pending: PendingExchanges) -> None:
         self.pending_exchanges = pending
 
@@ -61,7 +74,7 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
         pending, self.pending_exchanges = self.pending_exchanges, None
         if pending is not None:
             if user is None:
-                user = self.find_user(authenticated["name"])  # a new user is made by JupyterHub below
+                user = self.find_user(authenticated["name"])  # JupyterHub makes a new user itself
             await pending.finish(authenticated)
         return await super().auth_to_user(authenticated, user)
 
