@@ -5,7 +5,9 @@ DLaaSAuthenticator (verified id_token, groups, two token exchanges), one with th
 GenericOAuthenticator (code exchange and userinfo only). Logins alternate between the two hubs.
 
 1. With ``--delay-ms`` (25) on every IAM request: the median time of the hub's OAuth callback alone.
-2. With no delay: the hub process's CPU time per login.
+2. The same IAM requests from a bare client, for the IAM's own share: the stock login's second round
+   trip is a userinfo answer, DLaaS's two concurrent token exchanges.
+3. With no delay: the hub process's CPU time per login.
 
 Prints both medians and the ratios; the target is a ratio at or below 1.0.
 
@@ -15,13 +17,18 @@ Prints both medians and the ratios; the target is a ratio at or below 1.0.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
+import hashlib
 import os
+import re
 import secrets
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -53,17 +60,64 @@ def callback_seconds(hub_url: str, iam_url: str) -> float:
     return elapsed
 
 
+def bare_code_flow(client: httpx.Client, endpoints: dict, redirect_uri: str) -> tuple[str, str]:
+    """Sign in at the IAM as a bare OAuth client (PKCE); returns the code and its verifier."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    response = client.get(endpoints["authorization_endpoint"] + "?" + urlencode({
+        "client_id": CLIENT_ID, "response_type": "code", "redirect_uri": redirect_uri, "state": "bench",
+        "scope": "openid profile email offline_access wlcg.groups",
+        "code_challenge": challenge, "code_challenge_method": "S256"}))
+    for _ in range(20):
+        if response.status_code in (302, 303):
+            target = urljoin(str(response.url), response.headers["location"])
+            if target.startswith(redirect_uri):
+                return parse_qs(urlsplit(target).query)["code"][0], verifier
+            response = client.get(target)
+            continue
+        action = re.search(r'action="([^"]+)"', response.text).group(1)
+        response = client.post(urljoin(str(response.url), action), data={"username": USER, "password": PASSWORD})
+    raise RuntimeError("the bare sign-in did not reach the redirect")
+
+
+async def iam_alone(endpoints: dict, secret: str, redirect_uri: str, logins: int) -> dict[str, float]:
+    """Median times of the IAM's answers to the requests the two logins make after the code exchange."""
+    timings = {"code exchange": [], "userinfo": [], "two exchanges": []}
+    async with httpx.AsyncClient(auth=(CLIENT_ID, secret), timeout=30) as iam:
+        for _ in range(logins):
+            with httpx.Client() as browser:
+                code, verifier = bare_code_flow(browser, endpoints, redirect_uri)
+            started = time.perf_counter()
+            token = (await iam.post(endpoints["token_endpoint"], data={
+                "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                "code_verifier": verifier})).json()["access_token"]
+            timings["code exchange"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await iam.get(endpoints["userinfo_endpoint"], headers={"Authorization": f"Bearer {token}"}, auth=None)
+            timings["userinfo"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(iam.post(endpoints["token_endpoint"], data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": token,
+                "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "audience": audience, "scope": "openid profile"}) for audience in ("eos", "rucio")))
+            timings["two exchanges"].append(time.perf_counter() - started)
+            assert all(a.status_code == 200 for a in answers), [a.status_code for a in answers]
+    return {name: statistics.median(t) for name, t in timings.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay-ms", type=int, default=25)
     parser.add_argument("--logins", type=int, default=40, help="logins per hub and phase")
+    parser.add_argument("--warm-up", type=int, default=5, help="logins per hub before the timed ones")
     args = parser.parse_args()
 
     secret = secrets.token_urlsafe(24)
     iam_port = devservices.free_port()
     ports = {name: devservices.free_port() for name in CONFIGS}
+    bare_redirect = f"http://127.0.0.1:{devservices.free_port()}/bench/callback"  # never served
     iam = devservices.start_dev_iam(
-        iam_port, redirect_uris=[f"http://127.0.0.1:{p}/hub/oauth_callback" for p in ports.values()],
+        iam_port, redirect_uris=[f"http://127.0.0.1:{p}/hub/oauth_callback" for p in ports.values()] + [bare_redirect],
         client_id=CLIENT_ID, client_secret=secret, stdout=subprocess.DEVNULL)
     iam_url = f"http://127.0.0.1:{iam_port}/"
     control = f"{iam_url}_dev/control"
@@ -79,8 +133,9 @@ def main() -> None:
                     crypt_key=secrets.token_hex(32), endpoints=endpoints)
                 proc, _ = devservices.start_hub(workdir, config, settings, unset=("JUPYTERHUB_CRYPT_KEY",))
                 hubs[name] = (settings["hub_url"], proc)
-            for url, _ in hubs.values():
-                callback_seconds(url, iam_url)  # warm-up: discovery, JWKS, the user's first login
+            for _ in range(args.warm_up):
+                for url, _ in hubs.values():
+                    callback_seconds(url, iam_url)  # discovery, JWKS, the user's first login, lazy imports
 
             httpx.post(control, json={"delay_ms": args.delay_ms})
             timings = {name: [] for name in hubs}
@@ -88,6 +143,8 @@ def main() -> None:
                 order = list(hubs) if i % 2 == 0 else list(reversed(hubs))
                 for name in order:
                     timings[name].append(callback_seconds(hubs[name][0], iam_url))
+
+            alone = asyncio.run(iam_alone(endpoints, secret, bare_redirect, args.logins))
 
             httpx.post(control, json={"delay_ms": 0})
             cpu = {name: 0.0 for name in hubs}
@@ -105,12 +162,24 @@ def main() -> None:
             devservices.stop(iam)
 
     medians = {name: statistics.median(t) for name, t in timings.items()}
+    quartiles = {name: statistics.quantiles(t, n=4) for name, t in timings.items()}
     per_login = {name: cpu[name] / args.logins for name in hubs}
     print(f"JupyterHub {__import__('jupyterhub').__version__}; {args.logins} logins per hub and phase, interleaved")
     print(f"callback with {args.delay_ms} ms per IAM request (median):")
-    print(f"  DLaaSAuthenticator (id_token check, 2 token exchanges): {medians['dlaas'] * 1000:7.1f} ms")
-    print(f"  stock GenericOAuthenticator (no exchange):             {medians['stock'] * 1000:7.1f} ms")
+    for name, label in (("dlaas", "DLaaSAuthenticator (id_token check, 2 token exchanges)"),
+                        ("stock", "stock GenericOAuthenticator (no exchange)")):
+        q1, _, q3 = quartiles[name]
+        print(f"  {label + ':':56s}{medians[name] * 1000:7.1f} ms"
+              f"   (quartiles {q1 * 1000:.1f} to {q3 * 1000:.1f} ms)")
     print(f"  ratio DLaaS / stock: {medians['dlaas'] / medians['stock']:.2f} (target <= 1.00)")
+    waits = {"dlaas": alone["code exchange"] + alone["two exchanges"],
+             "stock": alone["code exchange"] + alone["userinfo"]}
+    print(f"the same IAM requests from a bare client (median): code exchange {alone['code exchange'] * 1000:.1f} ms, "
+          f"then userinfo {alone['userinfo'] * 1000:.1f} ms (stock) or two concurrent exchanges "
+          f"{alone['two exchanges'] * 1000:.1f} ms (DLaaS)")
+    own = {name: (medians[name] - waits[name]) * 1000 for name in hubs}
+    print(f"  callback time beyond those IAM answers (the hub's, the proxy's and the client's own): "
+          f"DLaaS {own['dlaas']:.1f} ms, stock {own['stock']:.1f} ms")
     print("hub CPU per login, 0 ms IAM delay (including the login's page requests):")
     print(f"  DLaaSAuthenticator: {per_login['dlaas'] * 1000:6.1f} ms   stock: {per_login['stock'] * 1000:6.1f} ms"
           f"   ratio {per_login['dlaas'] / per_login['stock']:.2f}")
