@@ -581,8 +581,13 @@ class DLaaSAuthenticator(GenericOAuthenticator):
 
     def count_login(self, outcome: str | None = None, error: web.HTTPError | None = None) -> None:
         """Count a login in ``dlaas_logins_total`` by its outcome, or by the error page it ended with."""
-        if outcome is None and error is not None:
-            outcome = getattr(error, "dlaas_outcome", "provider_unavailable" if error.status_code == 503 else "refused")
+        if error is not None:
+            if getattr(error, "dlaas_counted", False):
+                return  # complete_login counted it already
+            error.dlaas_counted = True
+            if outcome is None:
+                outcome = getattr(error, "dlaas_outcome",
+                                  "provider_unavailable" if error.status_code == 503 else "refused")
         metrics.LOGINS.labels(outcome or "error").inc()
 
     async def _authenticate(self, handler, data=None):

@@ -49,6 +49,14 @@ async def test_a_refused_exchange_counts_its_error_code(iam):
     assert value("dlaas_token_requests_total", kind="exchange", target="rucio", outcome="invalid_scope") == before + 1
 
 
+async def test_a_login_refused_for_its_exchange_counts_once(iam):
+    iam.exchange_failures["eos-eulake"] = httpx.Response(503)
+    before = value("dlaas_logins_total", outcome="provider_unavailable")
+    with pytest.raises(web.HTTPError):
+        await make().authenticate(FakeHandler())
+    assert value("dlaas_logins_total", outcome="provider_unavailable") == before + 1
+
+
 async def test_fresh_renewals_are_counted_as_skipped(iam):
     auth = make()
     model = await auth.authenticate(FakeHandler())
