@@ -26,7 +26,8 @@ class PendingExchanges:
     """A login's token exchanges, still running once the user is known, bound and allowed.
 
     :meth:`finish` waits for them and stores the tokens in the auth model JupyterHub is about to save
-    (or raises the login's error page when a required target failed); :meth:`cancel` drops them.
+    (or raises the login's error page when a required target failed); :meth:`drop` cancels them when
+    JupyterHub refuses the login after the authenticator allowed it.
     """
 
     def __init__(self, authenticator, task: asyncio.Future):
@@ -47,25 +48,25 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
     """The OAuth callback, with the token exchanges overlapping JupyterHub's own work.
 
     :meth:`DLaaSAuthenticator.authenticate` returns as soon as the user is verified and allowed,
-    handing the exchanges still in flight to :meth:`defer_exchanges`. JupyterHub then runs its
-    checks and looks the account up, and only before it saves the auth_state does the login wait
-    for the exchanges: the provider's work and the hub's overlap.
+    handing the exchanges still in flight to :meth:`defer_exchanges`. JupyterHub runs its own
+    checks meanwhile, and the login waits for the tokens only in :meth:`auth_to_user`, before
+    JupyterHub assigns roles and groups and saves the auth_state.
     """
 
     pending_exchanges: PendingExchanges | None = None
+    _found_users: dict | None = None
 
     def find_user(self, name):
         # The subject check and JupyterHub's bookkeeping both look the account up: load it once per
         # login. Only a found account is kept (JupyterHub may create a missing one in between).
-        found = getattr(self, "_found_users", None)
-        if found is None:
-            found = self._found_users = {}
-        if name not in found:
+        if self._found_users is None:
+            self._found_users = {}
+        if name not in self._found_users:
             user = super().find_user(name)
             if user is None:
                 return None
-            found[name] = user
-        return found[name]
+            self._found_users[name] = user
+        return self._found_users[name]
 
     def defer_exchanges(self, pending: PendingExchanges) -> None:
         self.pending_exchanges = pending
