@@ -37,6 +37,13 @@ async def auth():
     await authenticator.iam_client.aclose()
 
 
+async def on_the_wire(request):
+    """What httpcore tells when a request is written; respx, which mocks the transport, does not."""
+    trace = request.extensions.get("trace")
+    if trace is not None:
+        await trace("http11.send_request_body.complete", {})
+
+
 # -- configuration ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("missing,key", [
@@ -174,18 +181,22 @@ async def test_exchanges_use_the_users_access_token(iam, auth):
 
 
 async def test_userinfo_and_exchanges_run_concurrently(iam, auth):
-    exchange_started = asyncio.Event()
+    exchange_sent, userinfo_asked = asyncio.Event(), asyncio.Event()
     token_handler = iam.token.side_effect
     userinfo_handler = iam.userinfo.side_effect
 
-    def token(request):
+    async def token(request):
         if b"token-exchange" in request.content:
-            exchange_started.set()
+            await on_the_wire(request)
+            exchange_sent.set()
+            # Answers only once userinfo is asked too: a login that waited for the exchanges
+            # before asking userinfo would time out here.
+            await asyncio.wait_for(userinfo_asked.wait(), timeout=5)
         return token_handler(request)
 
     async def userinfo(request):
-        # Answers only once an exchange is in flight: a sequential login would time out here.
-        await asyncio.wait_for(exchange_started.wait(), timeout=5)
+        userinfo_asked.set()
+        await asyncio.wait_for(exchange_sent.wait(), timeout=5)
         return userinfo_handler(request)
 
     iam.token.mock(side_effect=token)
@@ -256,13 +267,6 @@ async def test_optional_target_denied_is_recorded_and_login_goes_on(iam, caplog)
     assert set(state["exchanged"]) == {"eos"}
     assert state["exchange_errors"]["rucio"]["error"] == "invalid_target"
     assert "Token exchange for target rucio failed" in caplog.text
-
-
-async def on_the_wire(request):
-    """What httpcore tells when a request is written; respx, which mocks the transport, does not."""
-    trace = request.extensions.get("trace")
-    if trace is not None:
-        await trace("http11.send_request_body.complete", {})
 
 
 class DeferringHandler(FakeHandler):
