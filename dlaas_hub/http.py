@@ -78,16 +78,19 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
 
 async def request_json(client: httpx.AsyncClient, method: str, url: str, *, label: str,
                        retries: int = 0, backoff: float = 0.5, max_bytes: int = MAX_RESPONSE_BYTES,
-                       on_sent=None, **kwargs) -> dict:
+                       on_sent=None, on_connect=None, **kwargs) -> dict:
     """Send one request and return its JSON object, retrying transient failures.
 
-    ``on_sent()``, when given, is called each time the request has been written to the connection.
+    ``on_sent()``, when given, is called each time the request has been written to the connection;
+    ``on_connect()`` each time it has to open a new connection first.
     Raises :class:`IAMError`; a 4xx answer is never retried.
     """
-    if on_sent is not None:
+    if on_sent is not None or on_connect is not None:
         async def trace(event: str, info: dict) -> None:
-            if event.endswith("send_request_body.complete"):
+            if on_sent is not None and event.endswith("send_request_body.complete"):
                 on_sent()
+            elif on_connect is not None and event.startswith("connection.connect_") and event.endswith(".started"):
+                on_connect()
 
         kwargs["extensions"] = {**kwargs.get("extensions", {}), "trace": trace}
     attempt = 0

@@ -33,6 +33,13 @@ def ec_key():
     return ec.generate_private_key(ec.SECP256R1())
 
 
+async def on_the_wire(request: httpx.Request) -> None:
+    """What httpcore tells when a request is written; respx, which mocks the transport, does not."""
+    trace = request.extensions.get("trace")
+    if trace is not None:
+        await trace("http11.send_request_body.complete", {})
+
+
 class FakeIAM:
     """Routes for discovery, JWKS, token (code, refresh, exchange) and userinfo."""
 

@@ -8,7 +8,7 @@ from traitlets.config import Config
 
 from dlaas_hub.authenticator import AUTH_STATE_VERSION, ConfigError, DLaaSAuthenticator
 
-from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeHandler, basic_auth_header
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeHandler, basic_auth_header, on_the_wire
 
 # DLaaSAuthenticator refuses to start without an auth_state encryption key.
 pytestmark = pytest.mark.usefixtures("crypt_key")
@@ -35,13 +35,6 @@ async def auth():
     authenticator = make()
     yield authenticator
     await authenticator.iam_client.aclose()
-
-
-async def on_the_wire(request):
-    """What httpcore tells when a request is written; respx, which mocks the transport, does not."""
-    trace = request.extensions.get("trace")
-    if trace is not None:
-        await trace("http11.send_request_body.complete", {})
 
 
 # -- configuration ----------------------------------------------------------------------------

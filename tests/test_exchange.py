@@ -1,5 +1,6 @@
 import asyncio
 import time
+from urllib.parse import parse_qs
 
 import httpx
 import jwt
@@ -17,7 +18,7 @@ from dlaas_hub.exchange import (
 from dlaas_hub.http import make_client
 from dlaas_hub.tokens import jwt_expiry
 
-from .fakeiam import CLIENT_ID, CLIENT_SECRET, basic_auth_header
+from .fakeiam import CLIENT_ID, CLIENT_SECRET, basic_auth_header, on_the_wire
 
 EOS = ExchangeTarget("eos", "eos-eulake", "openid storage.read:/eos")
 RUCIO = ExchangeTarget("rucio", "rucio", "openid profile", required=False)
@@ -132,6 +133,7 @@ async def test_all_targets_are_exchanged_concurrently(iam, client):
     original = iam.token.side_effect
 
     async def slow(request):
+        await on_the_wire(request)
         arrived.append(request)
         if len(arrived) == 2:
             both_arrived.set()
@@ -189,6 +191,63 @@ async def test_sent_is_set_once_every_request_is_on_the_wire(client):
     assert all(isinstance(r, ExchangedToken) for r in results.values())
     assert len(arrived) == 2
     server.close()
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """A real transport that notes when each exchange starts and what httpcore tells of it."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    async def handle_async_request(self, request):
+        audience = parse_qs(request.content.decode())["audience"][0]
+        self.events.append((audience, "start"))
+        traced = request.extensions["trace"]
+
+        async def trace(event, info):
+            self.events.append((audience, event))
+            await traced(event, info)
+
+        request.extensions["trace"] = trace
+        return await super().handle_async_request(request)
+
+    def index(self, audience, event):
+        return self.events.index((audience, event))
+
+
+async def keep_alive_provider(reader, writer):
+    answer = b'{"access_token": "t", "expires_in": 60}'
+    while head := await reader.readuntil(b"\r\n\r\n"):
+        length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                      if line.startswith(b"content-length"))
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(answer), answer))
+        await writer.drain()
+
+
+@pytest.mark.parametrize("pool", ["warm", "cold"])
+async def test_each_exchange_goes_out_once_the_one_before_is_written_or_connecting(pool):
+    server = await asyncio.start_server(keep_alive_provider, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/token"
+    transport = RecordingTransport()
+    async with httpx.AsyncClient(transport=transport) as client:
+        if pool == "warm":
+            await exchange_all(client, url, "s", [EOS, RUCIO])  # leaves two idle connections
+            transport.events.clear()
+        results = await exchange_all(client, url, "s", [EOS, RUCIO])
+    server.close()
+    assert all(isinstance(r, ExchangedToken) for r in results.values())
+    rucio_starts = transport.index("rucio", "start")
+    if pool == "warm":
+        # The provider has the first request before the second is even prepared.
+        assert rucio_starts > transport.index("eos-eulake", "http11.send_request_body.complete")
+        assert not any(event.startswith("connection.") for _, event in transport.events)
+    else:
+        # The second does not wait for the first one's connection to be made.
+        assert transport.index("eos-eulake", "connection.connect_tcp.started") < rucio_starts
+        assert rucio_starts < transport.index("eos-eulake", "connection.connect_tcp.complete")
 
 
 async def test_sent_is_set_when_a_request_fails_before_it_is_sent(client):
