@@ -19,7 +19,7 @@ from . import logscrub, metrics
 from .discovery import ProviderMetadata
 from .errors import ConfigError, login_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
-from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, PendingExchanges
+from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, ExchangesFirst, PendingExchanges
 from .http import IAMError, make_client, request_json
 from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule, shown
 from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
@@ -253,9 +253,17 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         self._jwks: JWKSCache | None = None
         self._prefetch_task = None
         self._spawner_claims: set[str] = set()
+        if self.has_trait("reconcile_auth_state_hook"):  # JupyterHub 6.1 and later
+            self.observe(self._exchanges_first, names="reconcile_auth_state_hook")
+            self._exchanges_first({"new": self.reconcile_auth_state_hook})
         self.renewer = Renewer(refresh=self._refresh_grant, exchange=self._exchange_some,
                                targets=lambda: self.targets, margin=self.refresh_margin, log=self.log,
                                backoff_base=self.refresh_backoff, on_fresh=metrics.RENEWALS_SKIPPED.inc)
+
+    def _exchanges_first(self, change):
+        # The login's exchanges finish in JupyterHub's reconcile hook; an operator's hook runs after.
+        if not isinstance(change["new"], ExchangesFirst):
+            self.reconcile_auth_state_hook = ExchangesFirst(change["new"])
 
     @property
     def targets(self) -> list[ExchangeTarget]:

@@ -4,7 +4,9 @@ do its account bookkeeping while the login's token exchanges are still in flight
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 
+from jupyterhub.utils import maybe_future
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 
 from .errors import login_error
@@ -33,15 +35,44 @@ class PendingExchanges:
     def __init__(self, authenticator, task: asyncio.Future):
         self.authenticator = authenticator
         self.task = task
+        self.finished = False
         # A login JupyterHub refuses after us never collects its exchanges: keep their errors quiet.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def finish(self, auth_model: dict) -> None:
+        self.finished = True
         await self.authenticator.complete_login(auth_model, await self.task)
 
     def drop(self) -> None:
         self.task.cancel()
         self.authenticator.count_login("refused")
+
+
+#: The exchanges of the login whose account JupyterHub is saving in this request, for ExchangesFirst.
+_saving: ContextVar[PendingExchanges | None] = ContextVar("dlaas_saving_login", default=None)
+
+
+class ExchangesFirst:
+    """The ``reconcile_auth_state_hook`` of DLaaSAuthenticator (JupyterHub 6.1 and later).
+
+    JupyterHub calls it after assigning the account's roles and groups, just before it saves the
+    auth_state: the login's token exchanges are finished there, so that bookkeeping overlaps them
+    too. The operator's own hook, kept in :attr:`hook`, then runs as it would without this one.
+    """
+
+    def __init__(self, hook=None):
+        self.hook = hook
+
+    async def __call__(self, authenticator, auth_model: dict, existing_auth_state):
+        pending = _saving.get()
+        if pending is not None and not pending.finished:
+            await pending.finish(auth_model)
+        if self.hook is None:
+            return auth_model.get("auth_state")
+        return await maybe_future(self.hook(authenticator, auth_model, existing_auth_state))
+
+    def __repr__(self):
+        return f"ExchangesFirst({self.hook!r})"
 
 
 class DLaaSCallbackHandler(OAuthCallbackHandler):
@@ -73,11 +104,22 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
 
     async def auth_to_user(self, authenticated, user=None):
         pending, self.pending_exchanges = self.pending_exchanges, None
-        if pending is not None:
-            if user is None:
-                user = self.find_user(authenticated["name"])  # JupyterHub makes a new user itself
+        if pending is None:
+            return await super().auth_to_user(authenticated, user)
+        if user is None:
+            user = self.find_user(authenticated["name"])  # JupyterHub makes a new user itself
+        if user is None or not isinstance(getattr(self.authenticator, "reconcile_auth_state_hook", None),
+                                          ExchangesFirst):
+            # A login refused for its tokens makes no account.
             await pending.finish(authenticated)
-        return await super().auth_to_user(authenticated, user)
+            return await super().auth_to_user(authenticated, user)
+        saving = _saving.set(pending)
+        try:
+            return await super().auth_to_user(authenticated, user)
+        finally:
+            _saving.reset(saving)
+            if not pending.finished:  # JupyterHub failed before its save
+                pending.drop()
 
     def on_finish(self):
         # JupyterHub refused the login after the authenticator allowed it (blocked_users, a

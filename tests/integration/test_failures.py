@@ -1,5 +1,6 @@
 """What operators and scientists see when the IAM or the configuration is wrong, with real processes."""
 
+import secrets
 from urllib.parse import urljoin
 
 import httpx
@@ -61,6 +62,30 @@ def test_required_exchange_refused_gives_page_naming_target(tmp_path, dev_iam, c
         assert "your &#39;rucio&#39; storage token" in callback.text or "your 'rucio' storage token" in callback.text
         assert "invalid_scope" in callback.text
         assert hub.api("GET", "/users/alice").status_code == 404
+    finally:
+        devservices.stop(hub.proc)
+
+
+def test_a_returning_user_refused_for_a_required_exchange_keeps_the_account_and_its_tokens(
+        tmp_path, dev_iam, client_secret, ports):
+    # On JupyterHub 6.1+ the exchanges of a returning user finish inside JupyterHub's reconcile hook.
+    key = secrets.token_hex(32)
+    hub = start_hub(tmp_path, hub_port=ports["hub2"], iam_url=dev_iam, client_secret=client_secret, crypt_key=key)
+    try:
+        assert browser_login(hub, "alice")[1].status_code == 302
+        before = hub.api("GET", "/users/alice").json()["auth_state"]
+    finally:
+        devservices.stop(hub.proc)
+    targets = {"eos": {"audience": "eos-eulake", "scope": "openid storage.read:/eos"},
+               "rucio": {"audience": "rucio", "scope": "openid rucio:admin"}}
+    hub = start_hub(tmp_path, hub_port=ports["hub2"], iam_url=dev_iam, client_secret=client_secret, crypt_key=key,
+                    exchange_targets=targets)
+    try:
+        _, callback = browser_login(hub, "alice")
+        assert callback.status_code == 403
+        assert "storage token" in callback.text and "invalid_scope" in callback.text
+        assert hub.api("GET", "/users/alice").json()["auth_state"] == before
+        assert "Traceback" not in hub.log()
     finally:
         devservices.stop(hub.proc)
 
