@@ -95,7 +95,8 @@ def login(monkeypatch, crypt_key):
 
 EOS_TOKEN = ExchangedToken(access_token="eos-token", expires_at=2_000_000_000, audience="eos", scope="openid")
 RECONCILES = Authenticator.class_traits().get("reconcile_auth_state_hook") is not None  # JupyterHub 6.1+
-needs_reconcile_hook = pytest.mark.skipif(not RECONCILES, reason="JupyterHub before 6.1 has no reconcile hook")
+needs_reconcile_hook = pytest.mark.skipif(
+    not RECONCILES, reason="JupyterHub before 6.1 has no reconcile_auth_state_hook; runs on JupyterHub 6.1 and later")
 
 
 def model():
