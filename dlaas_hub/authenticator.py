@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import time
-from http.client import responses
 
 from jupyterhub.crypto import KEY_ENV, CryptKeeper
 from jupyterhub.traitlets import Callable
@@ -17,7 +16,7 @@ from traitlets import Any, CaselessStrEnum, Dict, Float, Integer, List, Unicode,
 
 from . import logscrub, metrics
 from .discovery import ProviderMetadata
-from .errors import ConfigError, login_error
+from .errors import ConfigError, login_error, user_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
 from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, ExchangesFirst, PendingExchanges
 from .http import IAMError, make_client, request_json
@@ -475,9 +474,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         return name
 
     def _refusal(self, message: str, status: int = 403, outcome: str = "refused") -> web.HTTPError:
-        # A short reason heads JupyterHub's error page; the message below it says what to do.
-        exc = web.HTTPError(status, message.replace("%", "%%"), reason=responses.get(status))
-        exc.jupyterhub_message = message
+        exc = user_error(status, message)
         exc.dlaas_outcome = outcome
         return exc
 

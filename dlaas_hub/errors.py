@@ -19,6 +19,30 @@ class ConfigError(TraitError):
     """A setting of the hub's configuration is missing or wrong; the message names it."""
 
 
+def user_error(status: int, message: str, *, log_message: str | None = None) -> web.HTTPError:
+    """An HTTP error whose ``message`` is written for the person who made the request.
+
+    JupyterHub heads its error page with the error's reason, or with the message itself when there
+    is none, and then shows the message again below; its spawn form shows ``str(error)``
+    ("HTTP 403: error (...)", once it has set the reason of a failed start to "error"). With the
+    standard phrase as the reason and the message as ``jupyterhub_message``, the heading reads
+    "403 : Forbidden", the message appears once, and the form and the REST API show it as written.
+    ``log_message`` (the message when not given) is what the hub's log shows.
+    """
+    # tornado escapes the % of a log message given without arguments itself.
+    exc = web.HTTPError(status, log_message if log_message is not None else message, reason=responses.get(status))
+    exc.jupyterhub_message = message
+    return exc
+
+
+def as_user_error(error: web.HTTPError) -> web.HTTPError:
+    """Give an error raised without a reason (as oauthenticator's refusals are) the user_error form."""
+    if error.reason is None and getattr(error, "jupyterhub_message", None) is None:
+        error.reason = responses.get(error.status_code)
+        error.jupyterhub_message = error.get_message()
+    return error
+
+
 def login_error(error: IAMError, *, issuer: str, status: int | None = None) -> web.HTTPError:
     if isinstance(error, ExchangeError):
         status, message = _exchange_message(error)
@@ -33,9 +57,7 @@ def login_error(error: IAMError, *, issuer: str, status: int | None = None) -> w
         status = status or 502
         message = (f"Sign-in could not be completed: {error.reason}. "
                    "Please try again; if this persists, tell your hub administrator.")
-    exc = web.HTTPError(status, str(error).replace("%", "%%"), reason=responses.get(status))
-    exc.jupyterhub_message = message
-    return exc
+    return user_error(status, message, log_message=str(error))
 
 
 def _exchange_message(error: ExchangeError) -> tuple[int, str]:

@@ -8,8 +8,9 @@ from contextvars import ContextVar
 
 from jupyterhub.utils import maybe_future
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from tornado import web
 
-from .errors import login_error
+from .errors import as_user_error, login_error
 from .http import IAMError
 
 
@@ -98,6 +99,15 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
                 return None
             self._found_users[name] = user
         return self._found_users[name]
+
+    async def get(self):
+        try:
+            return await super().get()
+        except web.HTTPError as e:
+            # oauthenticator's refusals (not allowed, a state mismatch) carry no reason: JupyterHub
+            # would head the page with the message and repeat it below.
+            as_user_error(e)
+            raise
 
     def defer_exchanges(self, pending: PendingExchanges) -> None:
         self.pending_exchanges = pending

@@ -142,7 +142,10 @@ async def test_forbidden_profile_is_refused_with_403():
     with pytest.raises(web.HTTPError) as info:
         await spawner.run_pre_spawn_hook()
     assert info.value.status_code == 403
-    assert "ska-sdc1" in info.value.log_message
+    # JupyterHub's form shows jupyterhub_message; without it, str() reads "HTTP 403: error (...)".
+    assert info.value.jupyterhub_message == (
+        "You may not use the profile 'ska-sdc1': it is reserved to other groups. "
+        "Ask your experiment's IAM administrator for access.")
 
 
 async def test_unknown_profile_is_refused_with_400_naming_valid_ones():
@@ -151,7 +154,8 @@ async def test_unknown_profile_is_refused_with_400_naming_valid_ones():
     with pytest.raises(web.HTTPError) as info:
         await spawner.run_pre_spawn_hook()
     assert info.value.status_code == 400
-    assert "minimal" in info.value.log_message and "ska-sdc1" not in info.value.log_message
+    message = info.value.jupyterhub_message
+    assert "'nope'" in message and "minimal" in message and "ska-sdc1" not in message
 
 
 async def test_options_form_lists_only_allowed_profiles():
@@ -162,6 +166,15 @@ async def test_options_form_lists_only_allowed_profiles():
     assert 'value="minimal"' in alice_form and 'value="ska-sdc1"' not in alice_form
     assert 'value="ska-sdc1"' in maria_form
     assert 'value="gcc-magic-cta"' not in maria_form
+
+
+async def test_a_hostile_profile_value_is_shown_printable_and_short():
+    spawner = make_spawner(user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.user_options = {"profile": "\x1b[2J<script>" + "x" * 500}
+    with pytest.raises(web.HTTPError) as info:
+        await spawner.run_pre_spawn_hook()
+    message = info.value.jupyterhub_message
+    assert "\x1b" not in message and "\\x1b" in message and len(message) < 300
 
 
 async def test_user_without_any_allowed_profile_is_refused(tmp_path):

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 from jupyterhub.spawner import LocalProcessSpawner
-from tornado import web
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from ..credentials import ensure_private_dir, write_private_file
+from ..errors import user_error
 from .form import KubeProfileFormMixin
 from .mixin import DLaaSSpawnerMixin
 
@@ -65,7 +65,7 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
         try:
             return pwd.getpwnam(self.user.name)
         except KeyError:
-            raise web.HTTPError(
+            raise user_error(
                 500, f"There is no system account named {self.user.name!r} on the hub's machine, and "
                      f"{type(self).__name__}.home_dir_template is not set: your hub administrator must create "
                      "the account, or set home_dir_template to run servers as the hub's own user.") from None

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from jupyterhub.traitlets import Callable
 from jupyterhub.utils import maybe_future
-from tornado import web
 from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, Union, default
 
 from ..credentials import Bundle, RucioSettings, build_bundle
-from ..errors import ConfigError
+from ..errors import ConfigError, user_error
+from ..identity import shown
 from ..profiles import Profile, ProfileCatalog, load_inline
 
 TOKENS_SCOPE = "custom:dlaas:tokens"
@@ -182,22 +182,22 @@ class DLaaSSpawnerMixin(HasTraits):
         allowed = self.allowed_profiles()
         if not allowed:
             if self.all_profiles():
-                raise web.HTTPError(403, "None of the server profiles is open to your groups. "
-                                         "Ask your experiment's IAM administrator for access.")
+                raise user_error(403, "None of the server profiles is open to your groups. "
+                                      "Ask your experiment's IAM administrator for access.")
             return None
         slug = (self.user_options or {}).get("profile")
         if not slug:
             return next((p for p in allowed if p.default), allowed[0])
         if not isinstance(slug, str):
-            raise web.HTTPError(400, "user_options.profile must be a profile slug")
+            raise user_error(400, "user_options.profile must be a profile slug")
         match = next((p for p in allowed if p.slug == slug), None)
         if match:
             return match
         if any(p.slug == slug for p in self.all_profiles()):
-            raise web.HTTPError(403, f"You may not use the profile {slug!r}: it is reserved to other groups. "
-                                     "Ask your experiment's IAM administrator for access.")
+            raise user_error(403, f"You may not use the profile {shown(slug)}: it is reserved to other groups. "
+                                  "Ask your experiment's IAM administrator for access.")
         valid = ", ".join(p.slug for p in allowed)
-        raise web.HTTPError(400, f"Unknown profile {slug!r}. Valid profiles: {valid}")
+        raise user_error(400, f"Unknown profile {shown(slug)}. Valid profiles: {valid}")
 
     def _profile_from_options(self) -> Profile | None:
         """The running server's profile after a hub restart (user_options persist, attributes do not)."""
@@ -286,7 +286,7 @@ class DLaaSSpawnerMixin(HasTraits):
         # JupyterHub skips refresh_pre_spawn when auth_refresh_age is 0: renew here in any case.
         refresh = getattr(getattr(self, "authenticator", None), "refresh_credentials", None)
         if refresh is not None and not await refresh(self.user):
-            raise web.HTTPError(403, "Your sign-in has expired: please sign in again before starting a server.")
+            raise user_error(403, "Your sign-in has expired: please sign in again before starting a server.")
         bundle = await self.credential_bundle()
         for target, why in bundle.missing.items():
             self.log.warning("Server of %s starts without its %s token: %s", self.user.name, target, why)

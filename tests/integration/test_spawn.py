@@ -179,6 +179,7 @@ def test_forbidden_profile_is_refused_through_the_form(hub):
     response = alice.post(f"{hub.url}/hub/spawn", data={"profile": "ska-sdc1", "_xsrf": xsrf or ""},
                           headers={"Referer": str(form.url)})
     assert response.status_code == 403, response.status_code
-    assert "reserved to other groups" in response.text
+    assert "Error: You may not use the profile &#39;ska-sdc1&#39;: it is reserved to other groups" in response.text
+    assert "HTTP 403" not in response.text
     assert not hub.api("GET", "/users/alice").json()["servers"]
     assert urlsplit(str(response.url)).path.startswith("/hub/")
