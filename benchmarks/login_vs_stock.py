@@ -11,7 +11,13 @@ GenericOAuthenticator (code exchange and userinfo only). Logins alternate betwee
 
 Prints both medians and the ratios; the target is a ratio at or below 1.0.
 
-    .venv/bin/python -m benchmarks.login_vs_stock [--delay-ms 25] [--logins 40]
+The IAM stands for another machine: with two or more CPUs it runs on a CPU of its own, and the hubs,
+their proxies and this client on the others. With shared CPUs (``--iam-cpu shared``) the kernel may
+wake the IAM on the CPU of the hub that just wrote to it, where it waits behind that hub's own work;
+only DLaaS works while its requests are at the IAM, so only its logins pay for that, a cost no
+deployment has.
+
+    .venv/bin/python -m benchmarks.login_vs_stock [--delay-ms 25] [--logins 40] [--iam-cpu N|shared]
 """
 
 from __future__ import annotations
@@ -116,20 +122,38 @@ def ratio_interval(dlaas: list[float], stock: list[float], *, rounds: int = 2000
     return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
 
 
+def split_cpus(choice: str) -> tuple[set[int], set[int]] | None:
+    """(the IAM's CPUs, everyone else's), or None to share them all."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if choice == "shared" or len(cpus) < 2:
+        return None
+    iam = int(choice) if choice != "auto" else cpus[-1]
+    if iam not in cpus:
+        raise SystemExit(f"--iam-cpu {iam}: this process may only use CPUs {cpus}")
+    return {iam}, set(cpus) - {iam}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay-ms", type=int, default=25)
     parser.add_argument("--logins", type=int, default=40, help="logins per hub and phase")
     parser.add_argument("--warm-up", type=int, default=5, help="logins per hub before the timed ones")
+    parser.add_argument("--iam-cpu", default="auto",
+                        help="the CPU the IAM runs on, alone (default: the last one), or 'shared'")
     args = parser.parse_args()
+    split = split_cpus(args.iam_cpu)
 
     secret = secrets.token_urlsafe(24)
     iam_port = devservices.free_port()
     ports = {name: devservices.free_port() for name in CONFIGS}
     bare_redirect = f"http://127.0.0.1:{devservices.free_port()}/bench/callback"  # never served
+    if split:
+        os.sched_setaffinity(0, split[0])  # inherited by the IAM and every thread it starts
     iam = devservices.start_dev_iam(
         iam_port, redirect_uris=[f"http://127.0.0.1:{p}/hub/oauth_callback" for p in ports.values()] + [bare_redirect],
         client_id=CLIENT_ID, client_secret=secret, stdout=subprocess.DEVNULL)
+    if split:
+        os.sched_setaffinity(0, split[1])  # the hubs, their proxies and this client
     iam_url = f"http://127.0.0.1:{iam_port}/"
     control = f"{iam_url}_dev/control"
     endpoints = httpx.get(f"{iam_url}.well-known/openid-configuration").json()
@@ -176,6 +200,8 @@ def main() -> None:
     quartiles = {name: statistics.quantiles(t, n=4) for name, t in timings.items()}
     per_login = {name: cpu[name] / args.logins for name in hubs}
     print(f"JupyterHub {__import__('jupyterhub').__version__}; {args.logins} logins per hub and phase, interleaved")
+    print(f"the IAM on CPU {sorted(split[0])}, the hubs, proxies and client on CPUs {sorted(split[1])}" if split
+          else "the IAM shares the CPUs with the hubs, proxies and client")
     print(f"callback with {args.delay_ms} ms per IAM request (median):")
     for name, label in (("dlaas", "DLaaSAuthenticator (id_token check, 2 token exchanges)"),
                         ("stock", "stock GenericOAuthenticator (no exchange)")):
