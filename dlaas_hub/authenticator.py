@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import time
+from contextvars import ContextVar
 
 from jupyterhub.crypto import KEY_ENV, CryptKeeper
 from jupyterhub.traitlets import Callable
@@ -18,15 +19,18 @@ from . import logscrub, metrics
 from .discovery import ProviderMetadata
 from .errors import ConfigError, login_error, user_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
-from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, ExchangesFirst, PendingExchanges
+from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, ExchangesFirst, PendingExchanges, login_nonce
 from .http import IAMError, make_client, request_json
 from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule, shown
 from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
 from .renewal import LoginExpired, Renewer
-from .tokens import jwt_expiry
+from .tokens import jwt_expiry, subject_mismatch
 
 #: Version of the auth_state layout documented in docs/reference/auth-state.md.
 AUTH_STATE_VERSION = 1
+
+#: The nonce the login being completed in this task was sent with ("" when it has none).
+_expected_nonce: ContextVar[str] = ContextVar("dlaas_expected_nonce", default="")
 
 # JWT bookkeeping claims of the id_token that say nothing about the user.
 _REGISTERED_CLAIMS = {"iss", "aud", "exp", "iat", "nbf", "jti", "nonce", "at_hash", "c_hash", "azp",
@@ -257,7 +261,8 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             self._exchanges_first({"new": self.reconcile_auth_state_hook})
         self.renewer = Renewer(refresh=self._refresh_grant, exchange=self._exchange_some,
                                targets=lambda: self.targets, margin=self.refresh_margin, log=self.log,
-                               backoff_base=self.refresh_backoff, on_fresh=metrics.RENEWALS_SKIPPED.inc)
+                               backoff_base=self.refresh_backoff, on_fresh=metrics.RENEWALS_SKIPPED.inc,
+                               subject=self.account_subject)
 
     def _exchanges_first(self, change):
         # The login's exchanges finish in JupyterHub's reconcile hook; an operator's hook runs after.
@@ -398,17 +403,28 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
 
-    async def verify_id_token(self, id_token: str) -> dict:
+    async def verify_id_token(self, id_token: str, *, nonce: str | None = None,
+                              access_token: str | None = None) -> dict:
+        """The id_token's claims, once its signature, issuer, audience and expiry are checked.
+
+        A login's id_token is also bound to the login: its ``nonce`` must be the one this browser's
+        authorization request carried, and its ``at_hash`` (when present) the access token's.
+        """
         await self.resolve_endpoints()
         return await verify_id_token(
             id_token, jwks=self._jwks, issuer=self.oidc_issuer, audience=self.client_id,
             algorithms=self.id_token_algorithms, leeway=self.id_token_leeway,
+            nonce=nonce, access_token=access_token,
         )
 
     async def token_to_user(self, token_info):
-        """The user's claims: the verified id_token, completed by the userinfo endpoint."""
+        """The user's claims: the login's verified id_token, completed by the userinfo endpoint."""
         try:
-            claims = await self.verify_id_token(token_info.get("id_token"))
+            nonce = _expected_nonce.get()
+            if not nonce:
+                raise IDTokenError("this login's state holds no nonce (sign-in not started at this hub?)")
+            claims = await self.verify_id_token(token_info.get("id_token"), nonce=nonce,
+                                                access_token=token_info["access_token"])
         except IDTokenError as e:
             self.log.warning("Login refused: %s", e)
             raise login_error(IAMError("id_token check", str(e)), issuer=self.oidc_issuer,
@@ -416,6 +432,11 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         except IAMError as e:
             self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
+        mismatch = subject_mismatch(token_info["access_token"], claims["sub"], self.oidc_issuer)
+        if mismatch:
+            e = IAMError("code exchange", f"the access token does not belong to the id_token: {mismatch}")
+            self.log.warning("Login refused: %s", e)
+            raise login_error(e, issuer=self.oidc_issuer, status=403)
         user_info = {k: v for k, v in claims.items() if k not in _REGISTERED_CLAIMS}
         if self.userdata_from_id_token or not self.userdata_url or not self.userinfo_needed(user_info):
             return user_info
@@ -490,6 +511,10 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             f"Your IAM user name {shown(name)} is not acceptable as a hub user name (allowed: "
             f"{name_rule(self.username_pattern)}). Ask your hub administrator for help.", outcome="name_refused")
 
+    def account_subject(self, auth_state: dict | None) -> Subject | None:
+        """The IAM subject an auth_state's account is bound to (None when it records none)."""
+        return bound_subject(auth_state, issuer=self.oidc_issuer, claims_key=self.user_auth_state_key)
+
     def login_subject(self, auth_state: dict) -> Subject:
         claims = auth_state.get(self.user_auth_state_key) or {}
         return Subject(claims["sub"], self.oidc_issuer)
@@ -512,7 +537,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         name, auth_state = auth_model["name"], auth_model["auth_state"]
         subject = self.login_subject(auth_state)
         exists, stored, previous = await self.stored_auth_state(handler, name)
-        bound = bound_subject(previous, issuer=self.oidc_issuer, claims_key=self.user_auth_state_key)
+        bound = self.account_subject(previous)
         if bound is None and stored:
             why = "its stored auth_state cannot be read (was JUPYTERHUB_CRYPT_KEY changed?)"
         elif bound is not None and bound != subject:
@@ -600,6 +625,8 @@ class DLaaSAuthenticator(GenericOAuthenticator):
             await self.resolve_endpoints()
         except IAMError as e:
             raise login_error(e, issuer=self.oidc_issuer) from None
+        # Read before the code is spent: a login without its nonce is refused below anyway.
+        _expected_nonce.set(login_nonce(handler) or "")
         params = self.build_access_tokens_request_params(handler, data)
         token_info = await self.get_token_info(handler, params)
         sent = asyncio.Event()
@@ -642,9 +669,11 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     def store_exchange_results(self, auth_model: dict, results: dict) -> None:
         """Record exchanged tokens and failures; refuse the login if a required target failed."""
         auth_state = auth_model["auth_state"]
+        subject = self.account_subject(auth_state)
         failed_required = []
         for name, result in results.items():
             if isinstance(result, ExchangedToken):
+                self._check_exchanged_subject(auth_model["name"], name, result, subject)
                 auth_state["exchanged"][name] = result.to_state()
                 continue
             self.log.warning("Token exchange for target %s failed for user %s: %s",
@@ -658,6 +687,17 @@ class DLaaSAuthenticator(GenericOAuthenticator):
                 failed_required.append(result)
         if failed_required:
             raise login_error(failed_required[0], issuer=self.oidc_issuer)
+
+    def _check_exchanged_subject(self, name: str, target: str, token: ExchangedToken,
+                                 subject: Subject | None) -> None:
+        mismatch = ("the login recorded no IAM subject" if subject is None
+                    else subject_mismatch(token.access_token, subject.sub, subject.iss))
+        if mismatch:
+            self.log.warning("Login refused: the %s token exchanged for hub account %s (IAM subject %s) is "
+                             "not that subject's: %s", target, shown(name), subject, mismatch)
+            raise self._refusal(
+                "The identity provider's answers during this sign-in did not all belong to one account, "
+                "so the sign-in was stopped. Please sign in again.", outcome="subject_mismatch")
 
     # -- renewal ----------------------------------------------------------------------------------
 

@@ -7,15 +7,42 @@ import asyncio
 from contextvars import ContextVar
 
 from jupyterhub.utils import maybe_future
-from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, _deserialize_state, _serialize_state
 from tornado import web
 
 from .errors import as_user_error, login_error
 from .http import IAMError
+from .idtoken import new_nonce_seed, nonce_for
+
+#: The key of the login's nonce seed in oauthenticator's state cookie.
+NONCE_SEED_KEY = "dlaas_nonce_seed"
+
+
+def login_nonce(handler) -> str | None:
+    """The nonce the login that ``handler``'s request completes was sent with, if any.
+
+    The seed lives in oauthenticator's state cookie, which JupyterHub signs and which only this
+    browser holds: an id_token obtained in any other login carries another nonce.
+    """
+    get_cookie = getattr(handler, "get_state_cookie", None)
+    cookie = get_cookie() if callable(get_cookie) else None
+    if not cookie:
+        return None
+    try:
+        seed = _deserialize_state(cookie).get(NONCE_SEED_KEY)
+    except (AttributeError, ValueError):
+        return None
+    return nonce_for(seed) if isinstance(seed, str) and seed else None
 
 
 class DLaaSLoginHandler(OAuthLoginHandler):
-    """Resolves the provider's endpoints (discovery) before redirecting to it."""
+    """Resolves the provider's endpoints (discovery) before redirecting to it, and sends a ``nonce``.
+
+    oauthenticator keeps the login's state (and PKCE verifier) in a signed cookie; the nonce's seed
+    joins them there, and the authorization request carries its hash.
+    """
+
+    _nonce_seed: str | None = None
 
     async def get(self):
         try:
@@ -23,6 +50,17 @@ class DLaaSLoginHandler(OAuthLoginHandler):
         except IAMError as e:
             raise login_error(e, issuer=self.authenticator.oidc_issuer) from None
         return super().get()
+
+    def set_state_cookie(self, state_cookie_value):
+        state = _deserialize_state(state_cookie_value)
+        self._nonce_seed = state[NONCE_SEED_KEY] = new_nonce_seed()
+        super().set_state_cookie(_serialize_state(state))
+
+    def authorize_redirect(self, *args, extra_params=None, **kwargs):
+        extra_params = dict(extra_params or {})
+        if self._nonce_seed is not None:
+            extra_params["nonce"] = nonce_for(self._nonce_seed)
+        return super().authorize_redirect(*args, extra_params=extra_params, **kwargs)
 
 
 class PendingExchanges:

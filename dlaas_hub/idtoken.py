@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
 import time
 
 import httpx
@@ -17,6 +21,8 @@ SAFE_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+# The hash behind each algorithm, for at_hash (OpenID Connect Core 3.1.3.6); EdDSA as Ed25519's SHA-512.
+_AT_HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512, "EdDSA": hashlib.sha512}
 
 
 class IDTokenError(Exception):
@@ -68,6 +74,30 @@ class JWKSCache:
         return self._keys[kid]
 
 
+def new_nonce_seed() -> str:
+    """A random value kept with the login's state (in the browser's signed state cookie)."""
+    return secrets.token_urlsafe(32)
+
+
+def nonce_for(seed: str) -> str:
+    """The ``nonce`` sent to the provider for a login whose state holds ``seed``.
+
+    A hash rather than the seed itself, as OpenID Connect Core 15.5.2 suggests: the authorization
+    request (and so the provider's and proxies' logs) never carries what the state cookie holds.
+    """
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def at_hash(access_token: str, alg: str) -> str:
+    """The ``at_hash`` an id_token signed with ``alg`` carries for ``access_token``."""
+    hasher = _AT_HASHES.get(alg) or _AT_HASHES.get(alg[-3:])
+    if hasher is None:
+        raise IDTokenError(f"no at_hash is defined for algorithm {alg!r}")
+    digest = hasher(access_token.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
 def _key_for(jwk: dict, alg: str):
     expected_kty = _KEY_TYPES.get(alg[:2])
     if jwk.get("kty") != expected_kty:
@@ -83,8 +113,13 @@ def _key_for(jwk: dict, alg: str):
 
 
 async def verify_id_token(token: str, *, jwks: JWKSCache, issuer: str, audience: str,
-                          algorithms, leeway: float = 60, nonce: str | None = None) -> dict:
-    """Verify signature, algorithm, issuer, audience, expiry (and nonce) and return the claims."""
+                          algorithms, leeway: float = 60, nonce: str | None = None,
+                          access_token: str | None = None) -> dict:
+    """Verify signature, algorithm, issuer, audience and expiry, and return the claims.
+
+    With ``nonce``, the id_token must carry exactly that nonce (a login's id_token); with
+    ``access_token``, an ``at_hash`` the id_token carries must be that token's (same answer).
+    """
     if not isinstance(token, str) or not token:
         raise IDTokenError("the provider returned no id_token")
     try:
@@ -116,6 +151,12 @@ async def verify_id_token(token: str, *, jwks: JWKSCache, issuer: str, audience:
     aud = claims["aud"]
     if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != audience:
         raise IDTokenError("the id_token has several audiences and another authorized party (azp)")
-    if nonce is not None and claims.get("nonce") != nonce:
-        raise IDTokenError("the id_token's nonce does not match the login request")
+    if nonce is not None:
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
+            raise IDTokenError("the id_token's nonce is missing or is not this login's (replayed id_token?)")
+    if access_token is not None and "at_hash" in claims:
+        if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(
+                claims["at_hash"].encode(), at_hash(access_token, alg).encode()):
+            raise IDTokenError("the id_token's at_hash does not match the access token it came with")
     return claims

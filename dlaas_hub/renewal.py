@@ -7,7 +7,9 @@ Hub-free: the authenticator supplies the provider calls. The rules:
   then one exchange per due target, however many requests ask at the same time (single flight);
 - a transient failure (timeout, 5xx, refused connection) keeps the still-valid tokens and the user's
   login, and blocks new attempts for a jittered, growing backoff, so a failing IAM is not hammered;
-- only a definitive refusal of the refresh token (``invalid_grant``) ends the login.
+- only a definitive refusal of the refresh token (``invalid_grant``) ends the login;
+- every refreshed or exchanged token must be about the subject the account is bound to: a token
+  about anyone else is never stored, and ends the login.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .exchange import ExchangedToken, ExchangeTarget
 from .http import IAMError
-from .tokens import jwt_expiry
+from .tokens import jwt_expiry, subject_mismatch
 
 
 class LoginExpired(Exception):
@@ -77,7 +79,7 @@ class Renewer:
     """Renews auth_state dicts; one instance per hub, shared by all users."""
 
     def __init__(self, *, refresh, exchange, targets, margin: float = 300.0, log=None,
-                 backoff_base: float = 5.0, backoff_ceiling: float = 300.0, on_fresh=None):
+                 backoff_base: float = 5.0, backoff_ceiling: float = 300.0, on_fresh=None, subject=None):
         self.refresh = refresh  # async (refresh_token) -> token response dict; raises IAMError
         self.exchange = exchange  # async (subject_token, [targets]) -> {name: ExchangedToken | ExchangeError}
         self.targets = targets  # callable -> list[ExchangeTarget]
@@ -91,6 +93,7 @@ class Renewer:
         # JupyterHub decrypts on every read) is loaded. A new login only makes tokens fresher.
         self._next_due: dict[str, float] = {}
         self.on_fresh = on_fresh  # called when a check finds nothing due (metrics)
+        self.subject = subject  # (auth_state) -> the Subject its account is bound to, or None
 
     def forget(self, key: str) -> None:
         """A new login replaced the user's tokens: decide afresh next time."""
@@ -150,13 +153,13 @@ class Renewer:
         refresh_token = auth_state.get("refresh_token")
         try:
             if access_due and refresh_token:
-                await self._refresh(auth_state, now)
+                await self._refresh(key, auth_state, now)
                 result.refreshed = True
             outcomes = await self.exchange(auth_state["access_token"], targets)
             if not result.refreshed and refresh_token and all(
                     getattr(o, "error", None) == "invalid_grant" for o in outcomes.values()):
                 # The broad token was revoked or expired before its time: refresh, try once more.
-                await self._refresh(auth_state, now)
+                await self._refresh(key, auth_state, now)
                 result.refreshed = True
                 outcomes = await self.exchange(auth_state["access_token"], targets)
         except IAMError as e:
@@ -169,6 +172,9 @@ class Renewer:
             if result.refreshed:
                 await save(auth_state)
             return result
+        for name, outcome in outcomes.items():
+            if isinstance(outcome, ExchangedToken):
+                self._check_subject(key, auth_state, outcome.access_token, f"{name} token")
         transient = False
         for name, outcome in outcomes.items():
             if isinstance(outcome, ExchangedToken):
@@ -189,8 +195,20 @@ class Renewer:
         self._next_due[key] = self.next_due(auth_state)
         return result
 
-    async def _refresh(self, auth_state: dict, now: float) -> None:
-        self._apply_refresh(auth_state, await self.refresh(auth_state["refresh_token"]), now)
+    async def _refresh(self, key, auth_state: dict, now: float) -> None:
+        token_info = await self.refresh(auth_state["refresh_token"])
+        for field in ("access_token", "id_token"):
+            if isinstance(token_info.get(field), str):
+                self._check_subject(key, auth_state, token_info[field], f"refreshed {field}")
+        self._apply_refresh(auth_state, token_info, now)
+
+    def _check_subject(self, key, auth_state: dict, token: str, what: str) -> None:
+        subject = self.subject(auth_state) if self.subject is not None else None
+        mismatch = subject and subject_mismatch(token, subject.sub, subject.iss)
+        if mismatch:
+            self._warn("Renewal for %s refused: the %s is not about IAM subject %s, the account's: %s; "
+                       "nothing stored, they must sign in again", key, what, subject, mismatch)
+            raise LoginExpired(f"the {what} is about another subject")
 
     def _apply_refresh(self, auth_state: dict, token_info: dict, now: float) -> None:
         access_token = token_info.get("access_token")

@@ -11,11 +11,34 @@ def jwt_expiry(token: str) -> int | None:
     The signature is not checked: the hub received the token straight from the provider over
     TLS and only uses ``exp`` to schedule renewal.
     """
+    claims = _unverified_claims(token)
+    exp = claims.get("exp") if claims is not None else None
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        return int(exp)
+    return None
+
+
+def _unverified_claims(token: str) -> dict | None:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return None
-    exp = claims.get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-        return int(exp)
+    return claims if isinstance(claims, dict) else None
+
+
+def subject_mismatch(token: str, sub: str, iss: str) -> str | None:
+    """Why ``token`` is not about the subject ``sub`` of issuer ``iss``, or None when it is.
+
+    A JWT access token names its subject and issuer; an opaque token says nothing, and only the
+    provider that issued it in answer to the hub's own request vouches for it. The issuers are
+    compared modulo a trailing slash, as IAM's carries one.
+    """
+    claims = _unverified_claims(token)
+    if claims is None:
+        return None
+    if claims.get("sub") != sub:
+        return "it is about another subject (sub)"
+    token_iss = claims.get("iss")
+    if isinstance(token_iss, str) and token_iss.rstrip("/") != iss.rstrip("/"):
+        return "it was issued by another provider (iss)"
     return None

@@ -13,9 +13,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from oauthenticator.oauth2 import _serialize_state
 
+from dlaas_hub.handlers import NONCE_SEED_KEY
+from dlaas_hub.idtoken import at_hash, nonce_for
+
 ISSUER = "https://iam.test.example/"
 CLIENT_ID = "hub-client"
 CLIENT_SECRET = "hub-secret-value"
+#: The nonce seed in FakeHandler's state cookie, and so the nonce of FakeIAM's login id_tokens.
+NONCE_SEED = "the-nonce-seed"
 
 
 def rsa_key():
@@ -63,6 +68,9 @@ class FakeIAM:
         self.rotate_refresh_tokens = False
         self.revoked: set[str] = set()
         self.exchange_lifetime = 1200
+        self.exchange_sub: str | None = None  # the exchanged tokens' sub, when not the user's
+        self.exchange_iss: str | None = None  # and their iss, when not the issuer
+        self.refresh_extra: dict = {}  # merged into refresh answers
         self.discovery = router.get(f"{self.base}/.well-known/openid-configuration").mock(
             side_effect=lambda request: httpx.Response(200, json=self.metadata()))
         self.jwks = router.get(f"{self.base}/jwks").mock(
@@ -101,7 +109,7 @@ class FakeIAM:
             if form.get("subject_token") in self.revoked:
                 return httpx.Response(400, json={"error": "invalid_grant"})
             now = int(time.time())
-            token = self.sign({"iss": self.issuer, "sub": self.user["sub"], "aud": form["audience"],
+            token = self.sign({"iss": self.exchange_iss or self.issuer, "sub": self.exchange_sub or self.user["sub"], "aud": form["audience"],
                                "scope": form["scope"], "iat": now, "exp": now + self.exchange_lifetime,
                                "act": {"sub": CLIENT_ID}, "jti": uuid.uuid4().hex})
             self.issued.append(token)
@@ -111,7 +119,7 @@ class FakeIAM:
         if form.get("grant_type") == "refresh_token":
             return self._refresh(form)
         self.token_requests.append(form)
-        id_token = self.id_token()
+        id_token = self.id_token(nonce=nonce_for(NONCE_SEED), at_hash=at_hash(self.access_token, "RS256"))
         self.issued += [self.access_token, self.refresh_token, id_token]
         return httpx.Response(200, json={
             "access_token": self.access_token, "token_type": "Bearer", "expires_in": 3600,
@@ -127,6 +135,7 @@ class FakeIAM:
                 "scope": "openid profile email offline_access wlcg.groups"}
         if self.rotate_refresh_tokens:
             self.refresh_token = body["refresh_token"] = "refresh-" + uuid.uuid4().hex
+        body.update(self.refresh_extra)
         self.issued += [v for k, v in body.items() if k.endswith("_token")]
         return httpx.Response(200, json=body)
 
@@ -143,9 +152,12 @@ def basic_auth_header(client_id=CLIENT_ID, secret=CLIENT_SECRET) -> str:
 class FakeHandler:
     """What oauthenticator reads from the callback request."""
 
-    def __init__(self, code="the-code", verifier="the-verifier"):
+    def __init__(self, code="the-code", verifier="the-verifier", nonce_seed=NONCE_SEED):
         self.code = code
-        self.cookie = _serialize_state({"state_id": "s", "code_verifier": verifier})
+        state = {"state_id": "s", "code_verifier": verifier}
+        if nonce_seed is not None:
+            state[NONCE_SEED_KEY] = nonce_seed
+        self.cookie = _serialize_state(state)
 
     def get_argument(self, name, default=None):
         return self.code if name == "code" else default

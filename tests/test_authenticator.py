@@ -348,9 +348,9 @@ async def test_the_checks_run_once_the_exchanges_are_sent(iam, auth):
     order = []
     original_verify, original_exchange = auth.verify_id_token, auth._exchange_some
 
-    async def verify(token):
+    async def verify(token, **kw):
         order.append("id_token check")
-        return await original_verify(token)
+        return await original_verify(token, **kw)
 
     async def exchange(subject_token, targets, *, sent=None):
         order.append("exchanges sent")

@@ -99,15 +99,18 @@ needs_reconcile_hook = pytest.mark.skipif(
     not RECONCILES, reason="JupyterHub before 6.1 has no reconcile_auth_state_hook; runs on JupyterHub 6.1 and later")
 
 
+SUBJECT = {"subject": {"sub": "sub-alice", "iss": "https://iam.test.example"}}
+
+
 def model():
-    return {"name": "alice", "groups": ["escape"], "auth_state": {"exchanged": {}, "exchange_errors": {}}}
+    return {"name": "alice", "groups": ["escape"], "auth_state": {"exchanged": {}, "exchange_errors": {}, **SUBJECT}}
 
 
 async def test_an_accounts_roles_and_groups_are_assigned_while_its_exchanges_run_where_jupyterhub_allows(login):
     login.accounts["alice"] = Account("alice", login.events)
     account = await login.start().auth_to_user(model())
     assert account is login.accounts["alice"]
-    saved = ("saved", {"exchanged": {"eos": EOS_TOKEN.to_state()}, "exchange_errors": {}})
+    saved = ("saved", {"exchanged": {"eos": EOS_TOKEN.to_state()}, "exchange_errors": {}, **SUBJECT})
     if RECONCILES:
         # JupyterHub 6.1 calls its reconcile hook after its bookkeeping, just before it saves.
         assert login.events == ["roles assigned", "groups synced", "tokens stored", saved]
@@ -138,7 +141,7 @@ async def test_an_operators_reconcile_hook_runs_once_the_tokens_are_in(login):
     await login.start().auth_to_user(model())
     assert login.events[-2:] == [
         ("operator's hook", ["eos"], {"secret": "kept"}),
-        ("saved", {"exchanged": {"eos": EOS_TOKEN.to_state()}, "exchange_errors": {}, "secret": "kept"}),
+        ("saved", {"exchanged": {"eos": EOS_TOKEN.to_state()}, "exchange_errors": {}, **SUBJECT, "secret": "kept"}),
     ]
 
 

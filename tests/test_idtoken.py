@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from dlaas_hub.http import make_client
-from dlaas_hub.idtoken import IDTokenError, JWKSCache, verify_id_token
+from dlaas_hub.idtoken import IDTokenError, JWKSCache, at_hash, new_nonce_seed, nonce_for, verify_id_token
 
 from .fakeiam import CLIENT_ID, ec_key, public_jwk, rsa_key
 
@@ -170,3 +170,30 @@ async def test_jwks_without_keys_is_an_error(iam, jwks):
     iam.jwks.mock(return_value=httpx.Response(200, json={"nope": []}))
     with pytest.raises(IDTokenError, match="no key list"):
         await verify(iam.id_token(), jwks, iam)
+
+
+def test_at_hash_is_the_left_half_of_the_hash_as_openid_connect_core_computes_it():
+    # The example of OpenID Connect Core, appendix A.3 (RS256).
+    assert at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y", "RS256") == "77QmUPtjPfzWtF2AnpK9RQ"
+    assert len(at_hash("token", "ES384")) == 32 and len(at_hash("token", "PS512")) == 43
+
+
+def test_nonce_is_a_hash_of_the_seed_never_the_seed():
+    seed = new_nonce_seed()
+    assert nonce_for(seed) == nonce_for(seed) != seed
+    assert nonce_for(new_nonce_seed()) != nonce_for(seed)
+
+
+async def test_at_hash_checked_against_the_access_token_when_present(iam, jwks):
+    token = iam.id_token(at_hash=at_hash("the-access-token", "RS256"))
+    assert await verify(token, jwks, iam, access_token="the-access-token")
+    with pytest.raises(IDTokenError, match="at_hash"):
+        await verify(token, jwks, iam, access_token="another-access-token")
+    assert await verify(iam.id_token(), jwks, iam, access_token="any")  # no at_hash: nothing to compare
+
+
+async def test_a_missing_nonce_is_refused_when_one_is_expected(iam, jwks):
+    with pytest.raises(IDTokenError, match="nonce is missing"):
+        await verify(iam.id_token(), jwks, iam, nonce="n1")
+    with pytest.raises(IDTokenError, match="nonce"):
+        await verify(iam.id_token(nonce=["n1"]), jwks, iam, nonce="n1")

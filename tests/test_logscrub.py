@@ -67,3 +67,10 @@ def test_tracebacks_keep_their_lines(hub_log):
         logger.exception("failed at code=abc")
     out = stream.getvalue()
     assert "Traceback" in out and "code=[secret]" in out and out.count("\n") > 2
+
+
+def test_the_authorization_requests_nonce_is_scrubbed(hub_log):
+    logger, _, stream = hub_log
+    logger.info("302 GET /hub/oauth_login -> https://iam.example/authorize?client_id=hub&nonce=N0nceValue42&scope=openid")
+    line = stream.getvalue()
+    assert "N0nceValue42" not in line and "nonce=[secret]&scope=openid" in line
