@@ -22,6 +22,9 @@ const { values: opts } = parseArgs({
     issuer: { type: 'string' },
     'client-id': { type: 'string', default: 'dlaas-hub' },
     'redirect-uri': { type: 'string', multiple: true, default: [] },
+    // Where the hub may send a browser back after RP-initiated logout; by default the login page
+    // beside each redirect URI (/hub/oauth_callback -> /hub/login).
+    'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
     users: { type: 'string', default: new URL('./users.json', import.meta.url).pathname },
     'access-token-ttl': { type: 'string', default: '3600' },
     'id-token-ttl': { type: 'string', default: '600' },
@@ -35,6 +38,9 @@ const { values: opts } = parseArgs({
 
 const port = Number(opts.port);
 const redirectUris = opts['redirect-uri'].length ? opts['redirect-uri'] : ['http://127.0.0.1:8000/hub/oauth_callback'];
+const postLogoutRedirectUris = opts['post-logout-redirect-uri'].length
+  ? opts['post-logout-redirect-uri']
+  : redirectUris.map((uri) => uri.replace(/\/oauth_callback$/, '/login'));
 const issuer = opts.issuer ?? `http://${opts.host}:${port}/`;
 const ttl = {
   access: Number(opts['access-token-ttl']),
@@ -84,6 +90,7 @@ const provider = new Provider(issuer, {
       // From the environment, not argv: process arguments are visible to every local user.
       client_secret: process.env.DEV_IAM_CLIENT_SECRET ?? 'dlaas-hub-dev-secret',
       redirect_uris: redirectUris,
+      post_logout_redirect_uris: postLogoutRedirectUris,
       grant_types: ['authorization_code', 'refresh_token', EXCHANGE_GRANT],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -105,7 +112,19 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
     introspection: { enabled: true },
-    rpInitiatedLogout: { enabled: true },
+    // Like IAM, ending the session asks the person to confirm; then back to the client.
+    rpInitiatedLogout: {
+      enabled: true,
+      logoutSource(ctx, form) {
+        ctx.body = page('Development IAM: sign out', `${form}
+<p>Sign out of the development IAM on this browser?</p>
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+      },
+      postLogoutSuccessSource(ctx) {
+        ctx.body = page('Development IAM: signed out', '<p>You are signed out of the development IAM.</p>');
+      },
+    },
   },
   ttl: {
     AccessToken: ttl.access,
@@ -283,5 +302,6 @@ async function controlHandler(req, res) {
 server.listen(port, opts.host, () => {
   console.log(`dev-iam: issuer ${issuer} listening on http://${opts.host}:${port}`);
   console.log(`dev-iam: client ${opts['client-id']} may redirect to ${redirectUris.join(' ')}`);
+  console.log(`dev-iam: and back after sign-out to ${postLogoutRedirectUris.join(' ')}`);
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 500).unref());

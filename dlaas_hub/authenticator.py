@@ -13,17 +13,26 @@ from jupyterhub.traitlets import Callable
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Any, CaselessStrEnum, Dict, Float, Integer, List, Unicode, Union, default, validate
+from traitlets import Any, Bool, CaselessStrEnum, Dict, Float, Integer, List, Unicode, Union, default, validate
 
 from . import logscrub, metrics
 from .discovery import ProviderMetadata
 from .errors import ConfigError, login_error, user_error
 from .exchange import ExchangedToken, ExchangeTarget, exchange_all
-from .handlers import DLaaSCallbackHandler, DLaaSLoginHandler, ExchangesFirst, PendingExchanges, login_nonce
+from .handlers import (
+    DLaaSCallbackHandler,
+    DLaaSLoginHandler,
+    DLaaSLogoutHandler,
+    ExchangesFirst,
+    PendingExchanges,
+    SwitchAccountHandler,
+    login_nonce,
+)
 from .http import IAMError, make_client, request_json
 from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule, shown
 from .idtoken import SAFE_ALGORITHMS, IDTokenError, JWKSCache, verify_id_token
 from .renewal import LoginExpired, Renewer
+from .signout import end_session_url, login_url_beside, revoke_token
 from .tokens import jwt_expiry, subject_mismatch
 
 #: Version of the auth_state layout documented in docs/reference/auth-state.md.
@@ -47,6 +56,7 @@ class DLaaSAuthenticator(GenericOAuthenticator):
 
     login_handler = DLaaSLoginHandler
     callback_handler = DLaaSCallbackHandler
+    logout_handler = DLaaSLogoutHandler
 
     oidc_issuer = Unicode(
         config=True,
@@ -173,6 +183,39 @@ class DLaaSAuthenticator(GenericOAuthenticator):
         """,
     )
 
+    end_provider_session = Union(
+        [Bool(), Unicode()],
+        default_value=True,
+        config=True,
+        help="""Whether signing out of the hub also ends the user's session at the provider
+        (OpenID Connect RP-Initiated Logout), so that the next "Sign in" on the same browser asks for
+        a password again: on a shared lab machine, the next person never gets the previous one's account.
+
+        ``True`` (the default): when the provider's discovery document advertises an
+        ``end_session_endpoint``, the hub's logout ends with a redirect there carrying
+        ``id_token_hint`` (from the encrypted auth_state), ``client_id`` and
+        ``post_logout_redirect_uri`` (:attr:`post_logout_redirect_url`). A URL: that endpoint, whatever
+        discovery says. ``False``: the provider's session is left alone. oauthenticator's
+        ``logout_redirect_url``, when set, takes precedence over this.
+        """,
+    )
+    post_logout_redirect_url = Unicode(
+        config=True,
+        help="""Where the provider sends the browser after ending its session. Defaults to the hub's
+        login page next to ``oauth_callback_url`` (``https://hub.example/hub/login``). Register it with
+        the provider's client as a post-logout redirect URI (INDIGO IAM: the client's "Post logout
+        redirect URIs").""",
+    )
+    revoke_on_logout = Bool(
+        True,
+        config=True,
+        help="""Revoke the user's refresh token at the provider's ``revocation_endpoint`` (RFC 7009,
+        when discovery advertises one) when they sign out of the hub, so that a signed-out session
+        leaves no live grant behind. Servers still running keep the exchanged tokens they hold until
+        those expire (EOS: 20 minutes, Rucio: an hour at IAM's defaults); renewing them then needs a
+        new sign-in.""",
+    )
+
     iam_client = Any(help="The pooled httpx.AsyncClient used for every request to the provider.")
 
     @default("iam_client")
@@ -235,6 +278,15 @@ class DLaaSAuthenticator(GenericOAuthenticator):
                 f"use asymmetric algorithms among {sorted(SAFE_ALGORITHMS)}"
             )
         return proposal.value
+
+    @validate("end_provider_session", "post_logout_redirect_url")
+    def _check_logout_urls(self, proposal):
+        value = proposal.value
+        if isinstance(value, str) and value and not re.match(r"^https?://[^\s/]+\S*$", value):
+            raise ConfigError(f"DLaaSAuthenticator.{proposal.trait.name} must be an http(s) URL (or "
+                              f"{'True or False' if proposal.trait.name == 'end_provider_session' else 'empty'}), "
+                              f"not {value!r}")
+        return value
 
     @validate("exchange_targets")
     def _check_exchange_targets(self, proposal):
@@ -750,7 +802,55 @@ class DLaaSAuthenticator(GenericOAuthenticator):
     def get_handlers(self, app):
         from . import statuspages, tokenapi
 
-        return super().get_handlers(app) + tokenapi.handlers() + statuspages.handlers()
+        return (super().get_handlers(app) + tokenapi.handlers() + statuspages.handlers()
+                + [(r"/dlaas/switch-account", SwitchAccountHandler)])
+
+    # -- signing out ------------------------------------------------------------------------------
+
+    def end_session_endpoint(self) -> str | None:
+        """The provider's end-session URL that :attr:`end_provider_session` selects, if any."""
+        if isinstance(self.end_provider_session, str):
+            return self.end_provider_session
+        if not self.end_provider_session:
+            return None
+        endpoint = (self._metadata.cached or {}).get("end_session_endpoint")
+        return endpoint if isinstance(endpoint, str) and endpoint.startswith(("https://", "http://")) else None
+
+    def provider_logout_url(self, handler, id_token: str | None = None) -> str | None:
+        """Where the browser goes to end its provider session, then comes back to the hub's login."""
+        endpoint = self.end_session_endpoint()
+        if endpoint is None:
+            return None
+        back = self.post_logout_redirect_url or login_url_beside(self.get_callback_url(handler))
+        return end_session_url(endpoint, client_id=self.client_id, post_logout_redirect_uri=back,
+                               id_token_hint=id_token)
+
+    async def sign_out(self, handler, user) -> str | None:
+        """Revoke the user's refresh token and return the provider's end-session URL, if any.
+
+        Never raises: a provider that is down does not keep anyone signed in to the hub.
+        """
+        try:
+            await self.resolve_endpoints()
+        except IAMError as e:
+            self.log.warning("Sign-out of %s: the provider is not reachable (%s)", user.name, e)
+        auth_state = await user.get_auth_state() or {}
+        await self.revoke_refresh_token(user.name, auth_state.get("refresh_token"))
+        self.renewer.forget(user.name)
+        return self.provider_logout_url(handler, auth_state.get("id_token"))
+
+    async def revoke_refresh_token(self, name: str, refresh_token) -> bool:
+        endpoint = (self._metadata.cached or {}).get("revocation_endpoint")
+        if not self.revoke_on_logout or not isinstance(endpoint, str) or not refresh_token:
+            return False
+        try:
+            await revoke_token(self.iam_client, endpoint, refresh_token, auth=self._client_auth(),
+                               client_params=self._client_params())
+        except IAMError as e:
+            self.log.warning("Sign-out of %s: the refresh token could not be revoked (%s)", name, e)
+            return False
+        self.log.info("Sign-out of %s: refresh token revoked at the provider", name)
+        return True
 
     def _add_templates(self, app):
         """Our pages, and a link to them on the home page, after the operator's own templates."""

@@ -7,10 +7,17 @@ import asyncio
 from contextvars import ContextVar
 
 from jupyterhub.utils import maybe_future
-from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, _deserialize_state, _serialize_state
+from jupyterhub.handlers import BaseHandler
+from oauthenticator.oauth2 import (
+    OAuthCallbackHandler,
+    OAuthLoginHandler,
+    OAuthLogoutHandler,
+    _deserialize_state,
+    _serialize_state,
+)
 from tornado import web
 
-from .errors import as_user_error, login_error
+from .errors import as_user_error, login_error, user_error
 from .http import IAMError
 from .idtoken import new_nonce_seed, nonce_for
 
@@ -142,10 +149,25 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
         try:
             return await super().get()
         except web.HTTPError as e:
+            if e.status_code == 400 and str(e.log_message).startswith("OAuth state"):
+                # A reloaded or bookmarked callback: its code is spent and its state cookie gone.
+                self.extra_error_html = self._sign_in_links(again=True)
+                raise user_error(400, "This sign-in page has expired: it was already used, or it was opened "
+                                      "in another browser. Please sign in again.",
+                                 log_message=e.log_message) from None
             # oauthenticator's refusals (not allowed, a state mismatch) carry no reason: JupyterHub
             # would head the page with the message and repeat it below.
             as_user_error(e)
+            if e.status_code == 403:
+                self.extra_error_html = self._sign_in_links(again=False)
             raise
+
+    def _sign_in_links(self, *, again: bool) -> str:
+        base = self.hub.base_url
+        links = [f'<a class="btn btn-primary" href="{base}login">Sign in again</a>'] if again else []
+        links.append(f'<a class="btn btn-default btn-secondary" id="dlaas-switch-account" '
+                     f'href="{base}dlaas/switch-account">Sign in with another account</a>')
+        return " ".join(links)
 
     def defer_exchanges(self, pending: PendingExchanges) -> None:
         self.pending_exchanges = pending
@@ -176,3 +198,36 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
             self.pending_exchanges.drop()
             self.pending_exchanges = None
         super().on_finish()
+
+
+class DLaaSLogoutHandler(OAuthLogoutHandler):
+    """The hub's logout, which also revokes the refresh token and ends the provider's session."""
+
+    _provider_logout_url: str | None = None
+
+    async def handle_logout(self):
+        await super().handle_logout()
+        user = self.current_user
+        if user is not None and hasattr(user, "get_auth_state"):
+            self._provider_logout_url = await self.authenticator.sign_out(self, user)
+
+    async def render_logout_page(self):
+        if self._provider_logout_url and not self.authenticator.logout_redirect_url:
+            return self.redirect(self._provider_logout_url)
+        return await super().render_logout_page()
+
+
+class SwitchAccountHandler(BaseHandler):
+    """``/hub/dlaas/switch-account``: end the provider's session (whoever holds it), then sign in.
+
+    For a browser whose provider session belongs to someone the hub refused: without it, "Sign in"
+    would go straight back through that session.
+    """
+
+    async def get(self):
+        try:
+            await self.authenticator.resolve_endpoints()
+        except IAMError:
+            pass  # the login page will say that the provider is unreachable
+        url = self.authenticator.provider_logout_url(self)
+        self.redirect(url or self.settings["login_url"])

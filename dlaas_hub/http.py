@@ -78,9 +78,11 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
 
 async def request_json(client: httpx.AsyncClient, method: str, url: str, *, label: str,
                        retries: int = 0, backoff: float = 0.5, max_bytes: int = MAX_RESPONSE_BYTES,
-                       on_sent=None, on_connect=None, **kwargs) -> dict:
+                       on_sent=None, on_connect=None, expect_json: bool = True, **kwargs) -> dict:
     """Send one request and return its JSON object, retrying transient failures.
 
+    With ``expect_json=False`` a successful answer may have any body (RFC 7009's revocation answers
+    with an empty one): a JSON object is returned as such, anything else as ``{}``.
     ``on_sent()``, when given, is called each time the request has been written to the connection;
     ``on_connect()`` each time it has to open a new connection first.
     Raises :class:`IAMError`; a 4xx answer is never retried.
@@ -96,7 +98,8 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, labe
     attempt = 0
     while True:
         try:
-            return await _request_once(client, method, url, label=label, max_bytes=max_bytes, **kwargs)
+            return await _request_once(client, method, url, label=label, max_bytes=max_bytes,
+                                       expect_json=expect_json, **kwargs)
         except IAMError as e:
             if not e.transient or attempt >= retries:
                 raise
@@ -105,7 +108,7 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, labe
         await asyncio.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))
 
 
-async def _request_once(client, method, url, *, label, max_bytes, **kwargs) -> dict:
+async def _request_once(client, method, url, *, label, max_bytes, expect_json=True, **kwargs) -> dict:
     try:
         async with client.stream(method, url, **kwargs) as response:
             try:
@@ -133,6 +136,8 @@ async def _request_once(client, method, url, *, label, max_bytes, **kwargs) -> d
                        status=status, error=error)
     if status >= 300:
         raise IAMError(label, f"unexpected redirect (HTTP {status}) from {safe_url(url)}", status=status)
+    if not isinstance(document, dict) and not expect_json:
+        return {}
     if not isinstance(document, dict):
         raise IAMError(label, f"malformed response from {safe_url(url)}: not a JSON object", status=status)
     return document

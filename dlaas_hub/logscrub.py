@@ -12,7 +12,7 @@ import re
 
 # Query or form parameters whose values are credentials (OAuth 2, OIDC, JupyterHub, RFC 8693).
 SECRET_PARAMS = ("code", "state", "token", "access_token", "refresh_token", "id_token", "subject_token",
-                 "client_secret", "session_state", "code_verifier", "nonce", "_xsrf", "password", "api_token")
+                 "client_secret", "session_state", "code_verifier", "nonce", "id_token_hint", "_xsrf", "password", "api_token")
 
 _PARAM = re.compile(r"(?i)(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, SECRET_PARAMS)) + r")=[^&\s'\"]+")
 _BEARER = re.compile(r"(?i)\b(bearer|token)(\s+)(?:[A-Za-z0-9._~+/-]{20,}=*|[a-f0-9]{32,})(?![A-Za-z0-9])")

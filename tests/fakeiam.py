@@ -77,6 +77,8 @@ class FakeIAM:
             side_effect=lambda request: httpx.Response(200, json={"keys": self.jwks_keys}))
         self.token = router.post(f"{self.base}/token").mock(side_effect=self._token)
         self.userinfo = router.get(f"{self.base}/userinfo").mock(side_effect=self._userinfo)
+        self.revocation_requests: list[dict] = []
+        self.revocation = router.post(f"{self.base}/revoke").mock(side_effect=self._revoke)
 
     def metadata(self) -> dict:
         return {
@@ -85,6 +87,8 @@ class FakeIAM:
             "token_endpoint": f"{self.base}/token",
             "userinfo_endpoint": f"{self.base}/userinfo",
             "jwks_uri": f"{self.base}/jwks",
+            "end_session_endpoint": f"{self.base}/logout",
+            "revocation_endpoint": f"{self.base}/revoke",
         }
 
     def sign(self, claims: dict, *, key=None, kid=None, alg="RS256", headers=None) -> str:
@@ -138,6 +142,13 @@ class FakeIAM:
         body.update(self.refresh_extra)
         self.issued += [v for k, v in body.items() if k.endswith("_token")]
         return httpx.Response(200, json=body)
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        form["_authorization"] = request.headers.get("authorization", "")
+        self.revocation_requests.append(form)
+        self.revoked.add(form.get("token"))
+        return httpx.Response(200)  # RFC 7009: an empty body
 
     def _userinfo(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {self.access_token}":

@@ -92,15 +92,28 @@ class Journey:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
-    def sign_in(self, hub, username: str):
+    def sign_in(self, hub, username: str) -> bool:
+        """Sign in from the hub's login page; whether the IAM asked for the password."""
         page = self.page
         page.goto(f"{hub.url}/hub/login")
         page.locator("a", has_text="Sign in with").click()
-        if page.url.startswith(hub.iam_url) and page.locator("input[name=username]").count():
+        page.wait_for_load_state("networkidle")
+        asked = page.url.startswith(hub.iam_url) and page.locator("input[name=password]").count() > 0
+        if asked:
             page.fill("input[name=username]", username)
             page.fill("input[name=password]", PASSWORDS[username])
             self.shot(f"iam-form-{username.lower()}")
             page.locator("form [type=submit], form button").first.click()
+        page.wait_for_load_state("networkidle")
+        return asked
+
+    def confirm_iam_sign_out(self, hub):
+        """The IAM asks whether to end its session: yes; the browser lands on the hub's login page."""
+        page = self.page
+        page.wait_for_url(re.compile(re.escape(hub.iam_url) + "session/end"))
+        self.shot("iam-sign-out")
+        page.locator("button", has_text="Yes, sign me out").click()
+        page.wait_for_url(f"{hub.url}/hub/login")
         page.wait_for_load_state("networkidle")
 
 
@@ -203,12 +216,12 @@ def test_scientist_journey(hub, browser, artifacts):
         assert secret not in body
     journey.shot("tokens")
 
-    # Sign out, and in again.
+    # Sign out of the hub and of the IAM; "Sign in" again asks for the password.
     page.goto(f"{hub.url}/hub/logout")
-    page.wait_for_load_state("networkidle")
+    journey.confirm_iam_sign_out(hub)
     assert page.locator("a", has_text="Sign in with").is_visible()
     journey.shot("signed-out")
-    journey.sign_in(hub, "MariaSKA")
+    assert journey.sign_in(hub, "MariaSKA"), "the IAM let the next sign-in through without a password"
     page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
     assert "mariaska" in page.inner_text("body").lower()
     journey.shot("signed-in-again")
@@ -231,6 +244,13 @@ def test_outsider_sees_a_readable_refusal(hub, fresh_page, artifacts):
     assert "403 : Forbidden" in text and text.count("not in a group that may use this hub") == 1
     assert "Traceback" not in fresh_page.content()
     journey.shot("outsider-refused")
+    # Someone else at the same browser: the refusal page ends mallory's IAM session first.
+    fresh_page.locator("a", has_text="Sign in with another account").click()
+    journey.confirm_iam_sign_out(hub)
+    assert journey.sign_in(hub, "alice"), "the IAM let mallory's session through again"
+    fresh_page.wait_for_url(re.compile(r"/hub/(spawn|home)"))
+    assert "alice" in fresh_page.inner_text("body")
+    journey.shot("another-account")
 
 
 def test_tampered_form_value_is_refused_readably(hub, fresh_page, artifacts):
