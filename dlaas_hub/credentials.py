@@ -171,6 +171,23 @@ def ensure_private_dir(path: str, *, uid: int | None = None, gid: int | None = N
         os.chmod(path, 0o700)
 
 
+def remove_private_dir(path: str) -> None:
+    """Remove a credentials directory and its files (never following a link out of it)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not os.path.isdir(path) or os.path.islink(path) or not (st.st_mode & 0o777 == 0o700):
+        raise CredentialError("refusing to remove what is not a private credentials directory")
+    for name in os.listdir(path):
+        entry = os.path.join(path, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            remove_private_dir(entry)
+        else:
+            os.unlink(entry)
+    os.rmdir(path)
+
+
 def write_private_file(directory: str, name: str, content: str, *, uid: int | None = None,
                        gid: int | None = None) -> str:
     """Replace ``directory/name`` atomically with a file only its owner can read (0600).

@@ -6,6 +6,7 @@ log. Both are built from :class:`~dlaas_hub.http.IAMError` fields that never hol
 
 from __future__ import annotations
 
+import logging
 from http.client import responses
 
 from tornado import web
@@ -74,3 +75,36 @@ def _exchange_message(error: ExchangeError) -> tuple[int, str]:
         f"token ({cause}). Please ask your hub administrator to check that the hub's IAM client may "
         f"exchange tokens for audience '{target.audience}' with scope '{target.scope}'."
     )
+
+
+#: Starts the log message of an error that is the user's mistake (a profile they may not use).
+USER_MISTAKE = "Not started, the user's choice: "
+
+
+def user_mistake(status: int, message: str, log_message: str) -> web.HTTPError:
+    """A :func:`user_error` that the hub's log shows as one warning line, without a traceback."""
+    return user_error(status, message, log_message=USER_MISTAKE + log_message)
+
+
+class UserMistakeFilter(logging.Filter):
+    """JupyterHub logs every failed start as an error, and the form's with a traceback as well.
+
+    For a user's mistake that is noise at the wrong level: its line becomes a warning, and the
+    form handler's repetition with the traceback is dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and USER_MISTAKE in str(getattr(exc, "log_message", "")):
+            return False  # the same failure, logged once already when the start was refused
+        if record.levelno >= logging.ERROR and USER_MISTAKE in str(record.msg):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_MISTAKES = UserMistakeFilter()
+
+
+def install_user_mistake_filter(logger: logging.Logger) -> None:
+    if _MISTAKES not in logger.filters:
+        logger.addFilter(_MISTAKES)

@@ -1,13 +1,16 @@
 """The hub API endpoint through which a server's token agent fetches its credential files.
 
-``GET /hub/api/dlaas/users/{name}/credentials[?server=<server name>]`` returns the files rendered
-from the user's current exchanged tokens (never the refresh token or the user's broad access
-token). It needs the ``custom:dlaas:tokens`` scope, which the DLaaS spawners grant to the user's
-own server token only, and it only answers requests authenticated by an API token: a browser
-session never gets the tokens, even the user's own.
+``GET /hub/api/dlaas/users/{name}/credentials[?server=<server name>]`` returns the files of that
+server (its profile decides the Rucio extension's mode), rendered from the user's current exchanged
+tokens (never the refresh token or the user's broad access token). It needs the
+``custom:dlaas:tokens`` scope, which the DLaaS spawners grant to the user's server tokens, and
+access to that very server (a server's own token has it for itself only); it only answers requests
+authenticated by an API token: a browser session never gets the tokens, even the user's own.
 """
 
 from __future__ import annotations
+
+import time
 
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import has_scope
@@ -39,6 +42,9 @@ class CredentialsAPIHandler(APIHandler):
         server_name = self.get_argument("server", "")
         if user is None or server_name not in user.orm_spawners:
             raise web.HTTPError(404, "No such server")
+        if not has_scope(f"access:servers!server={user.name}/{server_name}", self.parsed_scopes, db=self.db):
+            # Another server's token: each server's agent fetches its own files.
+            raise web.HTTPError(403, "This token may not access that server")
         spawner = user.spawners[server_name]
         if not hasattr(spawner, "credential_bundle"):
             raise web.HTTPError(404, "This server is not started by a DLaaS spawner")
@@ -46,6 +52,7 @@ class CredentialsAPIHandler(APIHandler):
         if refresh is not None and not await refresh(user):
             raise web.HTTPError(401, "The user's sign-in has expired; they must sign in again")
         bundle = await spawner.credential_bundle()
+        spawner.credentials_served_at = time.time()
         self.set_header("Cache-Control", "no-store")
         self.finish({
             "files": [f.to_json() for f in bundle.files],

@@ -9,6 +9,7 @@ import json
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import kubernetes_validate
@@ -116,10 +117,11 @@ async def sign_in(app, groups) -> tuple[object, dict]:
     return authenticator, model
 
 
-async def pod_for(app, authenticator, model, slug) -> dict:
+async def pod_for(app, authenticator, model, slug, server="") -> dict:
     user = FakeUser(name=model["name"], groups=model["groups"], state=model["auth_state"])
+    orm_spawner = SimpleNamespace(name=server, server=None, user_options={}) if server else None
     spawner = app.spawner_class(_mock=True, config=app.config, user=user, hub=fake_hub(),
-                                authenticator=authenticator)
+                                authenticator=authenticator, orm_spawner=orm_spawner)
     spawner.api_token = "server-token"
     form = await spawner.get_options_form()
     spawner.user_options = spawner.run_options_from_form({"profile": [slug]})
@@ -158,6 +160,24 @@ async def test_a_deploy_offers_and_starts_every_profile_a_member_may_use(chart, 
             assert model["auth_state"]["refresh_token"] not in serialized
     finally:
         await authenticator.iam_client.aclose()
+
+
+async def test_the_shipped_values_turn_on_named_servers_each_with_its_pod_and_volume(chart, crypt_key):
+    app = hub_app(deployed(chart, AS_IN_THE_IMAGE, CHART_DEFAULT_STORAGE))
+    assert app.allow_named_servers is True and app.named_server_limit_per_user == 3
+    authenticator, model = await sign_in(app, ["/escape", "/escape/ska"])
+    try:
+        pods = {server: (await pod_for(app, authenticator, model, slug, server))[1]
+                for server, slug in (("", "minimal"), ("root", "root"), ("xcache", "root-xcache"))}
+    finally:
+        await authenticator.iam_client.aclose()
+    assert len({pod["metadata"]["name"] for pod in pods.values()}) == 3
+    claims = {pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] for pod in pods.values()}
+    assert len(claims) == 3  # each server its own home volume
+    for server, pod in pods.items():
+        kubernetes_validate.validate(pod, "1.33", strict=True)
+        agent = next(c for c in pod["spec"]["initContainers"] if c["name"] == "dlaas-token-agent")
+        assert {"name": "JUPYTERHUB_SERVER_NAME", "value": server} in agent["env"]
 
 
 async def test_a_chart_profile_list_is_a_start_up_error_naming_it(chart, crypt_key):

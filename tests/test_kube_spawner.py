@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
@@ -18,7 +19,7 @@ SLUGS = sorted(p.stem.split("-", 1)[1] for p in PROFILES.glob("*.yaml"))
 HUB_API_TOKEN = "hub-api-token-for-this-server"
 
 
-def make_spawner(user=None, **settings):
+def make_spawner(user=None, name="", **settings):
     config = Config()
     config.DLaaSKubeSpawner.profiles_dir = str(PROFILES)
     config.DLaaSKubeSpawner.token_agent_image = "quay.io/dlaas-hub/hub:0.1.0"
@@ -26,8 +27,10 @@ def make_spawner(user=None, **settings):
     config.DLaaSKubeSpawner.fs_gid = 100
     for key, value in {**RUCIO_CONFIG, **settings}.items():
         config.DLaaSKubeSpawner[key] = value
+    # JupyterHub gives a spawner its server's name through its database row.
+    orm_spawner = SimpleNamespace(name=name, server=None, user_options={}) if name else None
     spawner = DLaaSKubeSpawner(_mock=True, config=config, user=user or FakeUser(), hub=fake_hub(),
-                               authenticator=fake_authenticator())
+                               authenticator=fake_authenticator(), orm_spawner=orm_spawner)
     spawner.api_token = HUB_API_TOKEN
     return spawner
 
@@ -311,3 +314,21 @@ async def test_volumes_given_as_dicts_are_kept_and_extended():
     assert names == ["first", "volume-x", "datalake-eos", "datalake-scratch", "dlaas-credentials"]
     mounts = [m["mountPath"] for m in container(pod, "notebook")["volumeMounts"]]
     assert mounts[0] == "/home/jovyan" and "/eos/eulake_1" in mounts
+
+
+async def test_named_servers_get_their_own_pods_profiles_and_agents():
+    user = FakeUser()
+    pods = {name: await build_pod(make_spawner(user=user, name=name), slug)
+            for name, slug in (("root", "root"), ("xcache", "root-xcache"))}
+    default = await build_pod(make_spawner(user=user))
+    names = {pod["metadata"]["name"] for pod in [*pods.values(), default]}
+    assert len(names) == 3, names  # kubespawner's pod names carry the server's name
+    for name, pod in pods.items():
+        kubernetes_validate.validate(pod, "1.33", strict=True)
+        agent_env = {e["name"]: e.get("value") for e in container(pod, "dlaas-token-agent")["env"]}
+        assert agent_env["JUPYTERHUB_SERVER_NAME"] == name
+        assert any(v["name"] == "dlaas-credentials" and v["emptyDir"]["medium"] == "Memory"
+                   for v in pod["spec"]["volumes"])  # in the pod, gone with it
+    redirectors = {name: {e["name"]: e.get("value") for e in container(pod, "notebook")["env"]}
+                   .get("XCACHE_REDIRECTOR") for name, pod in pods.items()}
+    assert redirectors == {"root": None, "xcache": "root://xcache-redirector.cern.ch"}  # each its profile

@@ -1,8 +1,10 @@
 """DLaaSLocalSpawner without a hub: credential files, environment, mounts and the image command."""
 
+import json
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from traitlets.config import Config
@@ -14,7 +16,7 @@ from .spawner_fixtures import RUCIO_CONFIG, FakeUser, auth_state, fake_authentic
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
 
-def make(tmp_path, user=None, **settings):
+def make(tmp_path, user=None, name="", **settings):
     config = Config()
     base = {
         "profiles_dir": str(PROFILES),
@@ -31,7 +33,9 @@ def make(tmp_path, user=None, **settings):
         config.DLaaSLocalSpawner[key] = value
     (tmp_path / "eos").mkdir(exist_ok=True)
     (tmp_path / "scratch").mkdir(exist_ok=True)
-    return DLaaSLocalSpawner(config=config, user=user or FakeUser(), hub=fake_hub(),
+    # JupyterHub gives a spawner its server's name through its database row.
+    orm_spawner = SimpleNamespace(name=name, server=None, user_options={}) if name else None
+    return DLaaSLocalSpawner(config=config, user=user or FakeUser(), hub=fake_hub(), orm_spawner=orm_spawner,
                              authenticator=fake_authenticator())
 
 
@@ -39,8 +43,9 @@ async def test_pre_spawn_writes_private_files_and_env(tmp_path):
     spawner = make(tmp_path)
     spawner.user_options = {"profile": "root-xcache"}
     await spawner.run_pre_spawn_hook()
-    directory = tmp_path / "credentials" / "mariaska"
+    directory = tmp_path / "credentials" / "mariaska" / "default"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o700
     names = sorted(os.listdir(directory))
     assert names == ["eos-token", "jupyter_server_config.json", "rucio-token", "rucio.cfg"]
     for name in names:
@@ -74,7 +79,7 @@ async def test_a_target_gone_since_last_start_leaves_no_file(tmp_path):
     del state["exchanged"]["rucio"]
     spawner.user = FakeUser(state=state)
     await spawner.run_pre_spawn_hook()
-    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska")) == ["eos-token"]
+    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska" / "default")) == ["eos-token"]
 
 
 async def test_options_form_is_kubespawners(tmp_path):
@@ -92,3 +97,50 @@ async def test_forbidden_profile_writes_nothing(tmp_path):
     with pytest.raises(web.HTTPError):
         await spawner.run_pre_spawn_hook()
     assert not (tmp_path / "credentials" / "alice").exists()
+
+
+async def test_named_servers_each_have_their_own_files_and_profile(tmp_path):
+    user = FakeUser()
+    root = make(tmp_path, user=user, name="root")
+    xcache = make(tmp_path, user=user, name="root-xcache")
+    root.user_options, xcache.user_options = {"profile": "root"}, {"profile": "root-xcache"}
+    await root.run_pre_spawn_hook()
+    await xcache.run_pre_spawn_hook()
+    assert root.credentials_dir != xcache.credentials_dir
+    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska")) == ["named-root", "named-root-xcache"]
+    for spawner, mode in ((root, "replica"), (xcache, "download")):
+        env = spawner.get_env()
+        assert env["RUCIO_CONFIG"].startswith(spawner.credentials_dir + "/")
+        config = json.loads(Path(spawner.credentials_dir, "jupyter_server_config.json").read_text())
+        assert config["RucioConfig"]["instances"][0]["mode"] == mode
+    assert root.get_env()["SCRATCH"] == xcache.get_env()["SCRATCH"]  # one scratch area per user
+
+
+@pytest.mark.parametrize("name,key", [("My Server", "named-_4dy_20_53erver"), ("my server", "named-my_20server"), ("ÿ/..", "named-_c3_bf_2f.."),
+                                      ("a_b", "named-a_5fb")])
+async def test_server_names_become_distinct_safe_path_segments(tmp_path, name, key):
+    assert make(tmp_path, name=name).server_key() == key
+
+
+async def test_stopping_a_server_removes_its_files_and_leaves_the_others(tmp_path):
+    user = FakeUser()
+    first, second = make(tmp_path, user=user, name="a"), make(tmp_path, user=user, name="b")
+    for spawner in (first, second):
+        spawner.token_agent_enabled = False
+        await spawner.run_pre_spawn_hook()
+    first.pid = 0  # never started: LocalProcessSpawner's stop has no process to signal
+    await first.stop()
+    assert not os.path.exists(first.credentials_dir)
+    assert sorted(os.listdir(second.credentials_dir)) == ["eos-token", "jupyter_server_config.json",
+                                                         "rucio-token", "rucio.cfg"]
+    second.pid = 0
+    await second.stop()
+    assert not (tmp_path / "credentials" / "mariaska").exists()
+
+
+async def test_no_profile_chosen_starts_the_default_and_records_it(tmp_path):
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.user_options = {}
+    await spawner.run_pre_spawn_hook()
+    assert spawner.user_options == {"profile": "minimal"}
+    assert spawner.running_profile().slug == "minimal"

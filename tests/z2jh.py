@@ -174,6 +174,12 @@ def hub_config(values: dict, *, crypt_keys: list[str] | None = None) -> Config:
             security_context=V1SecurityContext(privileged=True, run_as_user=0,
                                                capabilities=V1Capabilities(add=["NET_ADMIN"]))))
         c.KubeSpawner.init_containers = init
+    for trait, key in (("allow_named_servers", "hub.allowNamedServers"),
+                       ("named_server_limit_per_user", "hub.namedServerLimitPerUser")):
+        if _get(values, key) is not None:
+            c.JupyterHub[trait] = _get(values, key)
+    if _get(values, "singleuser.podNameTemplate"):
+        c.KubeSpawner.pod_name_template = _get(values, "singleuser.podNameTemplate")
     c.JupyterHub.load_roles = [{"name": name, **role} for name, role in _get(values, "hub.loadRoles", {}).items()]
     for trait, key in (("cmd", "singleuser.cmd"), ("default_url", "singleuser.defaultUrl")):
         if _get(values, key) is not None:

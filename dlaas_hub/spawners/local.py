@@ -12,7 +12,7 @@ import sys
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
-from ..credentials import ensure_private_dir, write_private_file
+from ..credentials import CredentialError, ensure_private_dir, remove_private_dir, write_private_file
 from ..errors import user_error
 from .form import KubeProfileFormMixin
 from .mixin import DLaaSSpawnerMixin
@@ -28,7 +28,9 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
     credentials_root = Unicode(
         "/var/lib/dlaas-hub/credentials",
         config=True,
-        help="Directory holding one credentials directory (mode 0700) per user.",
+        help="""Directory holding one directory (mode 0700) per user, and in it one credentials
+        directory per server: ``<user>/default`` for the default server, ``<user>/named-<name>`` for
+        each named server. A server's directory is removed when the server stops.""",
     )
     home_dir_template = Unicode(
         config=True,
@@ -49,7 +51,7 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
 
     @default("credentials_dir")
     def _credentials_dir_default(self):
-        return os.path.join(self.credentials_root, self.escaped_username())
+        return os.path.join(self.credentials_root, self.escaped_username(), self.server_key())
 
     def startup_problems(self) -> list[str]:
         problems = super().startup_problems()
@@ -120,6 +122,7 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
     async def deliver_credentials(self, bundle):
         uid, gid = self._owner()
         os.makedirs(self.credentials_root, mode=0o711, exist_ok=True)
+        ensure_private_dir(os.path.dirname(self.credentials_dir), uid=uid, gid=gid)
         ensure_private_dir(self.credentials_dir, uid=uid, gid=gid)
         for f in bundle.files:
             write_private_file(self.credentials_dir, f.name, f.content, uid=uid, gid=gid)
@@ -185,7 +188,22 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
 
     async def stop(self, now=False):
         await self._stop_token_agent()
-        return await super().stop(now=now)
+        result = await super().stop(now=now)
+        self.remove_credentials()
+        return result
+
+    def remove_credentials(self) -> None:
+        """A stopped server's token files go with it: they would stay valid for up to an hour."""
+        try:
+            remove_private_dir(self.credentials_dir)
+        except (OSError, CredentialError) as e:
+            self.log.warning("Could not remove the credential files of %s's %s: %s",
+                             self.user.name, self.server_label(), e)
+            return
+        try:
+            os.rmdir(os.path.dirname(self.credentials_dir))  # the user's, once no server has files
+        except OSError:
+            pass
 
     async def _stop_token_agent(self):
         agent = getattr(self, "_token_agent", None)

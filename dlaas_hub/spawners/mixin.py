@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 from jupyterhub.traitlets import Callable
@@ -9,7 +11,7 @@ from jupyterhub.utils import maybe_future
 from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, Union, default
 
 from ..credentials import Bundle, RucioSettings, build_bundle
-from ..errors import ConfigError, user_error
+from ..errors import ConfigError, install_user_mistake_filter, user_error, user_mistake
 from ..identity import shown
 from ..profiles import Profile, ProfileCatalog, load_inline
 
@@ -98,6 +100,9 @@ class DLaaSSpawnerMixin(HasTraits):
         help="The token agent asks for new files this many seconds before the earliest expiry (at most 30% of "
              "the remaining lifetime). Keep it below DLaaSAuthenticator.refresh_margin.",
     )
+    credentials_served_at = Float(
+        0.0, help="When this server's token agent last fetched its credential files (epoch seconds; 0: never)")
+
     grant_tokens_scope = Bool(
         True,
         config=True,
@@ -187,17 +192,40 @@ class DLaaSSpawnerMixin(HasTraits):
             return None
         slug = (self.user_options or {}).get("profile")
         if not slug:
-            return next((p for p in allowed if p.default), allowed[0])
+            return self.default_profile(allowed)
+        who = f"{self.user.name}'s {self.server_label()}"
         if not isinstance(slug, str):
-            raise user_error(400, "user_options.profile must be a profile slug")
+            raise user_mistake(400, "user_options.profile must be a profile slug",
+                               f"{who}: user_options.profile is not a slug")
         match = next((p for p in allowed if p.slug == slug), None)
         if match:
             return match
         if any(p.slug == slug for p in self.all_profiles()):
-            raise user_error(403, f"You may not use the profile {shown(slug)}: it is reserved to other groups. "
-                                  "Ask your experiment's IAM administrator for access.")
+            raise user_mistake(403, f"You may not use the profile {shown(slug)}: it is reserved to other groups. "
+                                    "Ask your experiment's IAM administrator for access.",
+                               f"{who}: profile {shown(slug)} is not open to their groups")
         valid = ", ".join(p.slug for p in allowed)
-        raise user_error(400, f"Unknown profile {shown(slug)}. Valid profiles: {valid}")
+        raise user_mistake(400, f"Unknown profile {shown(slug)}. Valid profiles: {valid}",
+                           f"{who}: unknown profile {shown(slug)}")
+
+    @staticmethod
+    def default_profile(allowed: list[Profile]) -> Profile:
+        """The profile a user gets without choosing: the catalogue's default if theirs, else their first."""
+        return next((p for p in allowed if p.default), allowed[0])
+
+    def running_profile(self) -> Profile | None:
+        """The profile this server was (or is being) started with."""
+        return getattr(self, "_dlaas_profile", None) or self._profile_from_options()
+
+    def _record_profile(self, profile: Profile | None) -> None:
+        # A start without a choice (an empty form, an API call without options) records the profile
+        # it got: the home page, the admin page and a restart after a hub restart all see it.
+        if profile is None or (self.user_options or {}).get("profile") == profile.slug:
+            return
+        self.user_options = {**(self.user_options or {}), "profile": profile.slug}
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = self.user_options
 
     def _profile_from_options(self) -> Profile | None:
         """The running server's profile after a hub restart (user_options persist, attributes do not)."""
@@ -217,6 +245,21 @@ class DLaaSSpawnerMixin(HasTraits):
     def escaped_username(self) -> str:
         """The hub's user name, safe for paths (JupyterHub's own escaping)."""
         return self.user.escaped_name if hasattr(self.user, "escaped_name") else self.user.name
+
+    def server_key(self) -> str:
+        """A path segment naming this server among the user's: ``default``, or ``named-<name>``.
+
+        Named servers' names are the user's choice: anything outside ``[a-z0-9.-]`` is escaped as
+        ``_xx`` (its UTF-8 bytes in hex), so that two names never share a directory.
+        """
+        if not self.name:
+            return "default"
+        escaped = re.sub(rb"[^a-z0-9.-]", lambda m: b"_%02x" % m.group()[0], self.name.encode("utf-8"))
+        return "named-" + escaped.decode("ascii")
+
+    def server_label(self) -> str:
+        """The server as a user calls it, for log lines and pages."""
+        return f"server {shown(self.name)}" if self.name else "default server"
 
     def datalake_env(self, bundle: Bundle | None) -> dict[str, str]:
         env = {}
@@ -254,7 +297,7 @@ class DLaaSSpawnerMixin(HasTraits):
         """The current credential files of this server, rendered from the user's auth_state."""
         if auth_state is None:
             auth_state = await self.user.get_auth_state()
-        profile = getattr(self, "_dlaas_profile", None) or self._profile_from_options()
+        profile = self.running_profile()
         auth_state = auth_state or {}
         return build_bundle(
             auth_state, directory=self.credentials_dir, userinfo_url=self.userinfo_url(),
@@ -282,6 +325,7 @@ class DLaaSSpawnerMixin(HasTraits):
     async def run_pre_spawn_hook(self):
         """Check the profile choice, prepare mounts, env and credentials, then the operator's hook."""
         self._dlaas_profile = self.selected_profile()
+        self._record_profile(self._dlaas_profile)
         self._dlaas_mounts = self.mounts_for(self._dlaas_profile)
         # JupyterHub skips refresh_pre_spawn when auth_refresh_age is 0: renew here in any case.
         refresh = getattr(getattr(self, "authenticator", None), "refresh_credentials", None)
@@ -289,7 +333,8 @@ class DLaaSSpawnerMixin(HasTraits):
             raise user_error(403, "Your sign-in has expired: please sign in again before starting a server.")
         bundle = await self.credential_bundle()
         for target, why in bundle.missing.items():
-            self.log.warning("Server of %s starts without its %s token: %s", self.user.name, target, why)
+            self.log.warning("The %s of %s starts without its %s token: %s", self.server_label(), self.user.name,
+                             target, why)
         self._dlaas_bundle = bundle
         self._dlaas_env = self.datalake_env(bundle)
         await self.deliver_credentials(bundle)
@@ -304,6 +349,8 @@ def check_spawner_config(app):
     spawner_class = getattr(app, "spawner_class", None)
     if not (isinstance(spawner_class, type) and issubclass(spawner_class, DLaaSSpawnerMixin)):
         return None
+    if isinstance(getattr(app, "log", None), logging.Logger):
+        install_user_mistake_filter(app.log)
     probe = spawner_class.config_probe(app.config)
     problems = probe.startup_problems()
     if problems:
