@@ -106,5 +106,7 @@ _MISTAKES = UserMistakeFilter()
 
 
 def install_user_mistake_filter(logger: logging.Logger) -> None:
-    if _MISTAKES not in logger.filters:
-        logger.addFilter(_MISTAKES)
+    """On ``logger`` and on tornado's application logger, where JupyterHub's ``User`` logs."""
+    for each in (logger, logging.getLogger("tornado.application")):
+        if _MISTAKES not in each.filters:
+            each.addFilter(_MISTAKES)

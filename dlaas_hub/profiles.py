@@ -33,6 +33,17 @@ def inert_text(text: str) -> str:
     return html.escape(text).replace("{", "&#123;").replace("}", "&#125;").replace("%", "&#37;")
 
 
+def _cores(value) -> str:
+    return f"{value:g} core" + ("" if float(value) == 1 else "s")
+
+
+def _memory(value) -> str:
+    # kubespawner reads K, M, G and T as powers of 1024, as their Ki, Mi, Gi and Ti forms.
+    text = str(value)
+    number, unit = text.rstrip("KMGTi"), text[len(text.rstrip("KMGTi")):]
+    return f"{number} {unit.rstrip('i')}iB" if unit else f"{text} bytes"
+
+
 def _inert_options(options: dict) -> dict:
     """profile_options with every text shown on the form made inert (see inert_text)."""
     options = copy.deepcopy(options)
@@ -100,12 +111,32 @@ class Profile:
         if self.env:
             override["environment"] = dict(self.env)
         override.update(self.kubespawner_override)
+        # kubespawner's form shows the description inside a <p>: the resources get one of their own.
+        description = inert_text(self.description)
+        summary = self.resources_summary()
+        if summary:
+            description += f'</p><p class="dlaas-profile-resources"><small>{inert_text(summary)}</small>'
         entry = {"slug": self.slug, "display_name": inert_text(self.display_name),
-                 "description": inert_text(self.description), "default": self.default,
+                 "description": description, "default": self.default,
                  "kubespawner_override": override}
         if self.profile_options:
             entry["profile_options"] = _inert_options(self.profile_options)
         return entry
+
+    def resources_summary(self) -> str:
+        """CPU, memory and image in words, for the Server Options page."""
+        parts = []
+        for what, low, high, shown in (("CPU", "cpu_request", "cpu_limit", _cores),
+                                       ("Memory", "mem_request", "mem_limit", _memory)):
+            request, limit = self.resources.get(low), self.resources.get(high)
+            if request is not None and limit is not None:
+                parts.append(f"{what}: {shown(request)} guaranteed, up to {shown(limit)}")
+            elif limit is not None:
+                parts.append(f"{what}: up to {shown(limit)}")
+            elif request is not None:
+                parts.append(f"{what}: {shown(request)} guaranteed")
+        parts.append(f"Image: {self.image}")
+        return " · ".join(parts)
 
     @classmethod
     def from_document(cls, doc: dict, source: str = "") -> "Profile":

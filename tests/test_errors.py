@@ -45,3 +45,34 @@ def test_an_error_with_its_own_reason_or_message_is_left_alone():
     shown.jupyterhub_message = "for the person"
     as_user_error(shown)
     assert shown.reason is None and shown.jupyterhub_message == "for the person"
+
+
+def test_a_users_mistake_is_one_warning_line_without_traceback():
+    import logging
+
+    from dlaas_hub.errors import UserMistakeFilter, user_mistake
+
+    error = user_mistake(403, "You may not use the profile 'x'.", "alice's default server: profile 'x' is not theirs")
+    assert error.jupyterhub_message == "You may not use the profile 'x'."
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    log = logging.getLogger("test-user-mistake")
+    log.propagate = False
+    log.addHandler(Keep())
+    log.addFilter(UserMistakeFilter())
+    # What JupyterHub logs for a failed start, then for the form that asked for it.
+    log.error(f"Error starting alice's server: {error}")
+    try:
+        raise error
+    except web.HTTPError:
+        log.error("Failed to spawn single-user server with form", exc_info=True)
+    log.error("Error starting bob's server: HTTP 500: something else")
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("WARNING", "Error starting alice's server: HTTP 403: Forbidden (Not started, the user's choice: "
+                    "alice's default server: profile 'x' is not theirs)"),
+        ("ERROR", "Error starting bob's server: HTTP 500: something else"),
+    ]

@@ -1,6 +1,7 @@
 """Real kubespawner pods for every shipped profile, validated against the Kubernetes 1.33 schemas."""
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -332,3 +333,36 @@ async def test_named_servers_get_their_own_pods_profiles_and_agents():
     redirectors = {name: {e["name"]: e.get("value") for e in container(pod, "notebook")["env"]}
                    .get("XCACHE_REDIRECTOR") for name, pod in pods.items()}
     assert redirectors == {"root": None, "xcache": "root://xcache-redirector.cern.ch"}  # each its profile
+
+
+def checked(form: str) -> list[str]:
+    return re.findall(r'value="([^"]+)"\s+checked', form)
+
+
+async def test_the_form_preselects_the_default_even_after_a_refused_choice():
+    alice = make_spawner(user=FakeUser(name="alice", groups=["/escape"]))
+    assert checked(await alice.get_options_form()) == ["minimal"]
+    alice.user_options = {"profile": "ska-sdc1"}  # kept from a refused start
+    assert checked(await alice.get_options_form()) == ["minimal"]
+    alice.user_options = {"profile": "root"}  # a choice she may use stays selected
+    assert checked(await alice.get_options_form()) == ["root"]
+
+
+async def test_a_user_whose_catalogue_default_is_closed_to_them_gets_their_first_profile(tmp_path):
+    for slug, groups, default in (("ska", "[/escape/ska]", "true"), ("open", "[]", "false"),
+                                  ("later", "[]", "false")):
+        (tmp_path / f"{slug}.yaml").write_text(
+            f"slug: {slug}\ndisplay_name: {slug}\ndescription: d\nimage: quay.io/x/y:1\n"
+            f"allowed_groups: {groups}\ndefault: {default}\n")
+    alice = make_spawner(user=FakeUser(name="alice", groups=["/escape"]), profiles_dir=str(tmp_path))
+    assert [p.slug for p in alice.allowed_profiles()] == ["later", "open"]  # in file-name order
+    assert checked(await alice.get_options_form()) == ["later"]
+    assert [p["slug"] for p in alice.dlaas_profile_list() if p["default"]] == ["later"]
+
+
+async def test_the_form_shows_each_profiles_cpu_memory_and_image():
+    form = await make_spawner().get_options_form()
+    assert ('<p class="dlaas-profile-resources"><small>CPU: 2 cores guaranteed, up to 8 cores · Memory: 8 GiB '
+            'guaranteed, up to 16 GiB · Image: gitlab-registry.cern.ch/escape-wp2/docker-images/'
+            'datalake-singleuser-ska-sdc1:v1.1.0</small></p>') in form
+    assert form.count('class="dlaas-profile-resources"') == len(make_spawner().allowed_profiles())

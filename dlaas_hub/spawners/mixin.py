@@ -175,8 +175,19 @@ class DLaaSSpawnerMixin(HasTraits):
         return [p for p in self.all_profiles() if p.allows(groups)]
 
     def dlaas_profile_list(self, spawner=None) -> list[dict]:
-        """kubespawner's ``profile_list``: only the profiles this user's groups allow."""
-        return [p.to_kubespawner() for p in self.allowed_profiles()]
+        """kubespawner's ``profile_list``: only the profiles this user's groups allow, with the user's
+        default profile pre-selected (the catalogue's default may be one they may not use)."""
+        allowed = self.allowed_profiles()
+        default = self.default_profile(allowed) if allowed else None
+        return [{**p.to_kubespawner(), "default": p is default} for p in allowed]
+
+    async def get_options_form(self):
+        # The last choice is kept as the next form's selection: one the user may not (or no longer)
+        # use would leave the form with nothing selected, so the default is selected instead.
+        slug = (self.user_options or {}).get("profile")
+        if slug and not self.active and slug not in {p.slug for p in self.allowed_profiles()}:
+            self.user_options = {k: v for k, v in self.user_options.items() if k != "profile"}
+        return await super().get_options_form()
 
     def selected_profile(self) -> Profile | None:
         """The profile named in user_options, checked on the hub's side.

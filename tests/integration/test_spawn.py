@@ -183,3 +183,29 @@ def test_forbidden_profile_is_refused_through_the_form(hub):
     assert "HTTP 403" not in response.text
     assert not hub.api("GET", "/users/alice").json()["servers"]
     assert urlsplit(str(response.url)).path.startswith("/hub/")
+
+
+def test_a_refused_choice_is_one_warning_line_and_the_form_preselects_the_default(hub):
+    alice, _ = browser_login(hub, "alice")
+    xsrf = alice.cookies.get("_xsrf") or ""
+    alice.post(f"{hub.url}/hub/spawn", data={"profile": "ska-sdc1", "_xsrf": xsrf},
+               headers={"Referer": f"{hub.url}/hub/spawn"})
+    log = hub.log()
+    lines = [line for line in log.splitlines() if "profile 'ska-sdc1' is not open to their groups" in line]
+    assert lines and all(line.startswith("[W ") for line in lines), lines
+    assert "Failed to spawn single-user server with form" not in log and "Traceback" not in log
+    form = alice.get(f"{hub.url}/hub/spawn").text
+    assert re.findall(r'value="([^"]+)"\s+checked', form) == ["minimal"]
+    assert "CPU: 0.5 cores guaranteed, up to 2 cores" in form
+
+
+def test_start_with_nothing_chosen_runs_the_default_profile_and_records_it(hub):
+    alice, _ = browser_login(hub, "alice")
+    xsrf = alice.cookies.get("_xsrf") or ""
+    response = alice.post(f"{hub.url}/hub/spawn", data={"_xsrf": xsrf}, headers={"Referer": f"{hub.url}/hub/spawn"})
+    assert response.status_code in (200, 302), response.text
+    server = wait_ready(hub, "alice")
+    assert server["user_options"] == {"profile": "minimal"}
+    home = alice.get(f"{hub.url}/hub/home").text
+    assert "Your server" in home and "runs the profile <strong>Minimal environment</strong>" in home
+    stop(hub, "alice")
