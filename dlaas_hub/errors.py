@@ -7,6 +7,7 @@ log. Both are built from :class:`~dlaas_hub.http.IAMError` fields that never hol
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from http.client import responses
 
 from tornado import web
@@ -77,28 +78,43 @@ def _exchange_message(error: ExchangeError) -> tuple[int, str]:
     )
 
 
-#: Starts the log message of an error that is the user's mistake (a profile they may not use).
-USER_MISTAKE = "Not started, the user's choice: "
+# The users' mistakes raised lately, and whether the log has shown each yet: JupyterHub logs one
+# failed start up to three times. The filter knows JupyterHub's lines by the message (JupyterHub
+# 5.5's REST API answers with the log message, so it must stay the user's text).
+_RECENT_MISTAKES: OrderedDict[str, bool] = OrderedDict()
 
 
-def user_mistake(status: int, message: str, log_message: str) -> web.HTTPError:
+def user_mistake(status: int, message: str) -> web.HTTPError:
     """A :func:`user_error` that the hub's log shows as one warning line, without a traceback."""
-    return user_error(status, message, log_message=USER_MISTAKE + log_message)
+    error = user_error(status, message)
+    _RECENT_MISTAKES[message] = False
+    _RECENT_MISTAKES.move_to_end(message)
+    while len(_RECENT_MISTAKES) > 64:
+        _RECENT_MISTAKES.popitem(last=False)
+    return error
+
+
+def _mistake_in(text: str) -> str | None:
+    return next((message for message in list(_RECENT_MISTAKES) if message in text), None)
 
 
 class UserMistakeFilter(logging.Filter):
-    """JupyterHub logs every failed start as an error, and the form's with a traceback as well.
-
-    For a user's mistake that is noise at the wrong level: its line becomes a warning, and the
-    form handler's repetition with the traceback is dropped.
+    """JupyterHub logs a refused start as an error, again from the handler that asked for it, and
+    from the form with a traceback. For a user's mistake (a profile they may not use) that is noise
+    at the wrong level: the first line becomes a warning without traceback, the others are dropped.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and USER_MISTAKE in str(getattr(exc, "log_message", "")):
-            return False  # the same failure, logged once already when the start was refused
-        if record.levelno >= logging.ERROR and USER_MISTAKE in str(record.msg):
+        message = _mistake_in(str(record.msg)) or (_mistake_in(str(exc)) if exc is not None else None)
+        if message is None:
+            return True
+        if _RECENT_MISTAKES.get(message):
+            return False  # shown already
+        _RECENT_MISTAKES[message] = True
+        if record.levelno > logging.WARNING:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
         return True
 
 

@@ -52,8 +52,6 @@ def test_a_users_mistake_is_one_warning_line_without_traceback():
 
     from dlaas_hub.errors import UserMistakeFilter, user_mistake
 
-    error = user_mistake(403, "You may not use the profile 'x'.", "alice's default server: profile 'x' is not theirs")
-    assert error.jupyterhub_message == "You may not use the profile 'x'."
     records = []
 
     class Keep(logging.Handler):
@@ -64,15 +62,22 @@ def test_a_users_mistake_is_one_warning_line_without_traceback():
     log.propagate = False
     log.addHandler(Keep())
     log.addFilter(UserMistakeFilter())
-    # What JupyterHub logs for a failed start, then for the form that asked for it.
-    log.error(f"Error starting alice's server: {error}")
-    try:
-        raise error
-    except web.HTTPError:
-        log.error("Failed to spawn single-user server with form", exc_info=True)
+
+    def refused_start(error):
+        # What JupyterHub logs for a failed start, from the handler that asked for it, and the form.
+        log.error(f"Error starting alice's server: {error}")
+        log.warning(f"Error starting server alice: {error}", exc_info=True)  # outside an except block
+        try:
+            raise error
+        except web.HTTPError:
+            log.error("Failed to spawn single-user server with form", exc_info=True)
+
+    error = user_mistake(403, "You may not use the profile 'x'.")
+    assert error.jupyterhub_message == error.log_message == "You may not use the profile 'x'."
+    refused_start(error)
     log.error("Error starting bob's server: HTTP 500: something else")
+    refused_start(user_mistake(403, "You may not use the profile 'x'."))  # the same mistake, again
+    shown = "Error starting alice's server: HTTP 403: Forbidden (You may not use the profile 'x'.)"
     assert [(r.levelname, r.getMessage()) for r in records] == [
-        ("WARNING", "Error starting alice's server: HTTP 403: Forbidden (Not started, the user's choice: "
-                    "alice's default server: profile 'x' is not theirs)"),
-        ("ERROR", "Error starting bob's server: HTTP 500: something else"),
-    ]
+        ("WARNING", shown), ("ERROR", "Error starting bob's server: HTTP 500: something else"), ("WARNING", shown)]
+    assert records[0].exc_info is None

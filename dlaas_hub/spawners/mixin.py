@@ -176,10 +176,15 @@ class DLaaSSpawnerMixin(HasTraits):
 
     def dlaas_profile_list(self, spawner=None) -> list[dict]:
         """kubespawner's ``profile_list``: only the profiles this user's groups allow, with the user's
-        default profile pre-selected (the catalogue's default may be one they may not use)."""
+        last usable choice, or else their default profile, pre-selected (the catalogue's default may
+        be one they may not use). A start records its profile, so kubespawner never falls back on
+        this mark to pick one."""
         allowed = self.allowed_profiles()
-        default = self.default_profile(allowed) if allowed else None
-        return [{**p.to_kubespawner(), "default": p is default} for p in allowed]
+        chosen = (self.user_options or {}).get("profile")
+        # kubespawner 7.0's form selects the profile marked default: mark the user's last choice.
+        selected = next((p for p in allowed if p.slug == chosen), None) or (
+            self.default_profile(allowed) if allowed else None)
+        return [{**p.to_kubespawner(), "default": p is selected} for p in allowed]
 
     async def get_options_form(self):
         # The last choice is kept as the next form's selection: one the user may not (or no longer)
@@ -204,20 +209,16 @@ class DLaaSSpawnerMixin(HasTraits):
         slug = (self.user_options or {}).get("profile")
         if not slug:
             return self.default_profile(allowed)
-        who = f"{self.user.name}'s {self.server_label()}"
         if not isinstance(slug, str):
-            raise user_mistake(400, "user_options.profile must be a profile slug",
-                               f"{who}: user_options.profile is not a slug")
+            raise user_mistake(400, "user_options.profile must be a profile slug")
         match = next((p for p in allowed if p.slug == slug), None)
         if match:
             return match
         if any(p.slug == slug for p in self.all_profiles()):
             raise user_mistake(403, f"You may not use the profile {shown(slug)}: it is reserved to other groups. "
-                                    "Ask your experiment's IAM administrator for access.",
-                               f"{who}: profile {shown(slug)} is not open to their groups")
+                                    "Ask your experiment's IAM administrator for access.")
         valid = ", ".join(p.slug for p in allowed)
-        raise user_mistake(400, f"Unknown profile {shown(slug)}. Valid profiles: {valid}",
-                           f"{who}: unknown profile {shown(slug)}")
+        raise user_mistake(400, f"Unknown profile {shown(slug)}. Valid profiles: {valid}")
 
     @staticmethod
     def default_profile(allowed: list[Profile]) -> Profile:

@@ -61,7 +61,7 @@ def test_tokens_renewed_without_user_action_and_through_an_outage(hub, capsys):
     maria, callback = browser_login(hub, "MariaSKA")
     assert callback.status_code == 302
     start(hub, "mariaska", "minimal")
-    directory = os.path.join(hub.workdir, "credentials", "mariaska")
+    directory = os.path.join(hub.workdir, "credentials", "mariaska", "default")
     t0 = time.monotonic()
     timeline = []
 
@@ -99,6 +99,7 @@ def test_tokens_renewed_without_user_action_and_through_an_outage(hub, capsys):
             print(f"  t={at - t0:6.1f}s  eos exp={eos_exp}  rucio exp={rucio_exp}  ({label})")
     state = hub.api("GET", "/users/mariaska").json()["auth_state"]
     stop(hub, "mariaska")
+    assert not os.path.exists(directory)  # the stopped server's token files went with it
     log = hub.log()
     for secret in (state["refresh_token"], state["access_token"], state["exchanged"]["eos"]["access_token"]):
         assert secret not in log

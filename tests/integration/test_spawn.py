@@ -191,7 +191,7 @@ def test_a_refused_choice_is_one_warning_line_and_the_form_preselects_the_defaul
     alice.post(f"{hub.url}/hub/spawn", data={"profile": "ska-sdc1", "_xsrf": xsrf},
                headers={"Referer": f"{hub.url}/hub/spawn"})
     log = hub.log()
-    lines = [line for line in log.splitlines() if "profile 'ska-sdc1' is not open to their groups" in line]
+    lines = [line for line in log.splitlines() if "You may not use the profile 'ska-sdc1'" in line]
     assert lines and all(line.startswith("[W ") for line in lines), lines
     assert "Failed to spawn single-user server with form" not in log and "Traceback" not in log
     form = alice.get(f"{hub.url}/hub/spawn").text
