@@ -21,7 +21,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from .conftest import PASSWORDS
+from .conftest import PASSWORDS, browser_login
 
 pytestmark = pytest.mark.integration
 
@@ -275,3 +275,23 @@ def test_screenshots_are_kept(artifacts, browser):
     assert len(shots) >= 9, shots
     for path in artifacts.glob("*.png"):
         assert path.stat().st_size > 5000 and stat.S_ISREG(path.stat().st_mode)
+
+
+@pytest.mark.skipif(jupyterhub.version_info < (6,), reason="JupyterHub's admin page shows a server's profile "
+                    "(user_options.profile) from 6.0 on; runs on the JupyterHub 6.1 leg")
+def test_the_admin_page_shows_the_profile_each_server_runs(hub, fresh_page, artifacts):
+    browser_login(hub, "alice")
+    response = hub.api("POST", "/users/alice/server", json={})  # no choice: her default, recorded
+    assert response.status_code in (201, 202), response.text
+    deadline = time.monotonic() + 60
+    while not (hub.api("GET", "/users/alice").json()["servers"].get("") or {}).get("ready"):
+        assert time.monotonic() < deadline, "alice's server did not start"
+        time.sleep(0.3)
+    journey = Journey(fresh_page, artifacts)
+    journey.shots = 40
+    journey.sign_in(hub, "hubadmin")
+    fresh_page.goto(f"{hub.url}/hub/admin")
+    cell = fresh_page.locator("[data-testid=user-row-profile-used]", has_text="minimal")
+    cell.first.wait_for(timeout=30_000)
+    journey.shot("admin-profiles")
+    hub.api("DELETE", "/users/alice/server")
