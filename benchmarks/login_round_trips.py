@@ -21,8 +21,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-import dlaas_hub
-from dlaas_hub import devservices
+from dlaas_hub.dev import devservices
 
 CLIENT_ID = "dlaas-hub-bench"
 PASSWORDS = devservices.dev_iam_passwords()
@@ -42,7 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         settings = devservices.hub_settings(Path(workdir), hub_port=hub_port, iam_url=iam_url, client_id=CLIENT_ID,
                                             client_secret=secret, crypt_key=secrets.token_hex(32))
-        proc, _ = devservices.start_hub(Path(workdir), Path(dlaas_hub.__file__).with_name("demo_config.py"), settings,
+        proc, _ = devservices.start_hub(Path(workdir), devservices.DEMO_CONFIG, settings,
                                         unset=("JUPYTERHUB_CRYPT_KEY",))
         hub_url = settings["hub_url"]
         try:

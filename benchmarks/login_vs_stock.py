@@ -39,14 +39,13 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
-import dlaas_hub
-from dlaas_hub import devservices
+from dlaas_hub.dev import devservices
 
 CLIENT_ID = "dlaas-hub-bench"
 USER = "MariaSKA"
 PASSWORD = devservices.dev_iam_passwords()[USER]
 CONFIGS = {
-    "dlaas": Path(dlaas_hub.__file__).with_name("demo_config.py"),
+    "dlaas": devservices.DEMO_CONFIG,
     "stock": Path(__file__).with_name("stock_hub_config.py"),
 }
 

@@ -16,7 +16,7 @@ import time
 import httpx
 from traitlets.config import Config
 
-from dlaas_hub.authenticator import DLaaSAuthenticator
+from dlaas_hub.auth.authenticator import DLaaSAuthenticator
 
 
 class User:

@@ -4,10 +4,10 @@ import json
 import os
 from pathlib import Path
 
-import dlaas_hub
+from dlaas_hub.dev import devservices
 
 settings = json.loads((Path(os.environ["DLAAS_DEMO_STATE"]) / "settings.json").read_text())
-load_subconfig(str(Path(dlaas_hub.__file__).with_name("demo_config.py")))  # noqa: F821
+load_subconfig(str(devservices.DEMO_CONFIG))  # noqa: F821
 c = get_config()  # noqa: F821
 
 c.JupyterHub.authenticator_class = "generic-oauth"

@@ -13,8 +13,8 @@ from http.client import responses
 from tornado import web
 from traitlets import TraitError
 
-from .exchange import ExchangeError
-from .http import IAMError
+from .tokens.exchange import ExchangeError
+from .tokens.http import IAMError
 
 
 class ConfigError(TraitError):

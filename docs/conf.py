@@ -46,7 +46,7 @@ def write_config_reference(app=None):
     import inspect
     from pathlib import Path
 
-    from dlaas_hub.authenticator import DLaaSAuthenticator
+    from dlaas_hub.auth.authenticator import DLaaSAuthenticator
     from dlaas_hub.spawners import DLaaSKubeSpawner, DLaaSLocalSpawner
 
     parts = ["# Configuration reference", "",

@@ -13,8 +13,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from oauthenticator.oauth2 import _serialize_state
 
-from dlaas_hub.handlers import NONCE_SEED_KEY
-from dlaas_hub.idtoken import at_hash, nonce_for
+from dlaas_hub.auth.handlers import NONCE_SEED_KEY
+from dlaas_hub.auth.idtoken import at_hash, nonce_for
 
 ISSUER = "https://iam.test.example/"
 CLIENT_ID = "hub-client"
@@ -113,7 +113,8 @@ class FakeIAM:
             if form.get("subject_token") in self.revoked:
                 return httpx.Response(400, json={"error": "invalid_grant"})
             now = int(time.time())
-            token = self.sign({"iss": self.exchange_iss or self.issuer, "sub": self.exchange_sub or self.user["sub"], "aud": form["audience"],
+            token = self.sign({"iss": self.exchange_iss or self.issuer, "sub": self.exchange_sub or self.user["sub"],
+                               "aud": form["audience"],
                                "scope": form["scope"], "iat": now, "exp": now + self.exchange_lifetime,
                                "act": {"sub": CLIENT_ID}, "jti": uuid.uuid4().hex})
             self.issued.append(token)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import jwt
 
-from dlaas_hub.credentials import RUCIO_TOKEN_FILE  # noqa: F401  (re-exported for tests)
+from dlaas_hub.server.files import RUCIO_TOKEN_FILE  # noqa: F401  (re-exported for tests)
 
 USERINFO = "https://iam-escape.cloud.cnaf.infn.it/userinfo"
 

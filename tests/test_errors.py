@@ -4,7 +4,7 @@ from jupyterhub.utils import format_exception
 from tornado import web
 
 from dlaas_hub.errors import as_user_error, login_error, user_error
-from dlaas_hub.http import IAMError
+from dlaas_hub.tokens.http import IAMError
 
 
 def test_a_user_error_is_headed_by_its_status_and_shown_as_written():

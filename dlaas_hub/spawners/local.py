@@ -12,8 +12,8 @@ import sys
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
-from ..credentials import CredentialError, ensure_private_dir, remove_private_dir, write_private_file
 from ..errors import user_error
+from ..server.files import CredentialError, ensure_private_dir, remove_private_dir, write_private_file
 from .form import KubeProfileFormMixin
 from .mixin import DLaaSSpawnerMixin
 
@@ -166,7 +166,7 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
     # -- the token agent, a child process beside the server --------------------------------------
 
     def token_agent_command(self) -> list[str]:
-        return [sys.executable, "-m", "dlaas_hub.cli", "token-agent", "--dir", self.credentials_dir,
+        return [sys.executable, "-m", "dlaas_hub.ops.cli", "token-agent", "--dir", self.credentials_dir,
                 "--margin", str(self.token_agent_margin), "--min-interval", "1"]
 
     async def start(self):

@@ -10,12 +10,11 @@ from jupyterhub.traitlets import Callable
 from jupyterhub.utils import maybe_future
 from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, Union, default
 
-from ..credentials import Bundle, RucioSettings, build_bundle
+from ..auth.identity import shown
 from ..errors import ConfigError, install_user_mistake_filter, user_error, user_mistake
-from ..identity import shown
-from ..profiles import Profile, ProfileCatalog, load_inline
-
-TOKENS_SCOPE = "custom:dlaas:tokens"
+from ..hubapi.scopes import TOKENS_SCOPE
+from ..profiles.catalog import Profile, ProfileCatalog, load_inline
+from ..server.files import Bundle, RucioSettings, build_bundle
 
 # One catalog per profiles directory, shared by every spawner of the hub.
 _CATALOGS: dict[str, ProfileCatalog] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dlaas_hub import devservices
+from dlaas_hub.dev import devservices
 
 pytestmark = pytest.mark.integration
 

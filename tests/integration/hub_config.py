@@ -6,11 +6,11 @@ import logging
 import os
 from pathlib import Path
 
-import dlaas_hub
+from dlaas_hub.dev import devservices
 
 settings_overrides = json.loads((Path(os.environ["DLAAS_DEMO_STATE"]) / "settings.json").read_text())["overrides"]
 
-load_subconfig(str(Path(dlaas_hub.__file__).with_name("demo_config.py")))  # noqa: F821
+load_subconfig(str(devservices.DEMO_CONFIG))  # noqa: F821
 c = get_config()  # noqa: F821
 
 c.JupyterHub.log_level = "DEBUG"

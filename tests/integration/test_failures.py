@@ -6,7 +6,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from dlaas_hub import devservices
+from dlaas_hub.dev import devservices
 
 from .conftest import browser_login, start_hub
 

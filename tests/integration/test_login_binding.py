@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from dlaas_hub import devservices
+from dlaas_hub.dev import devservices
 
 from .conftest import browser_login, start_hub
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from dlaas_hub import devservices
+from dlaas_hub.dev import devservices
 
 from .conftest import CLIENT_ID, PASSWORDS, browser_login
 

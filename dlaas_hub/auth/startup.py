@@ -1,0 +1,61 @@
+"""Start-up checks of DLaaSAuthenticator: a misconfiguration stops the hub, naming its setting."""
+
+from __future__ import annotations
+
+import os
+
+from jupyterhub import orm, scopes
+from jupyterhub.crypto import KEY_ENV, CryptKeeper
+
+from ..errors import ConfigError
+from ..hubapi.scopes import TOKENS_SCOPE
+
+
+def check_settings(authenticator) -> None:
+    """The settings without which no login can work, and the auth_state encryption key."""
+    if not authenticator.oidc_issuer:
+        raise ConfigError("DLaaSAuthenticator.oidc_issuer is not set: give the provider's issuer URL, "
+                          "for example https://iam-escape.cloud.cnaf.infn.it/")
+    if not authenticator.client_id:
+        raise ConfigError("DLaaSAuthenticator.client_id is not set: register a client at the provider")
+    if not authenticator.client_secret:
+        raise ConfigError("DLaaSAuthenticator.client_secret is not set")
+    if not authenticator.enable_auth_state:
+        raise ConfigError("DLaaSAuthenticator.enable_auth_state must stay True: the exchanged tokens "
+                          "and refresh token live in encrypted auth_state")
+    if not crypt_key_configured(authenticator.config):
+        raise ConfigError(
+            f"{KEY_ENV} is not set: DLaaSAuthenticator keeps tokens in encrypted auth_state and the hub "
+            f"refuses to start without a key. Make one with `openssl rand -hex 32` and pass it to the hub "
+            f"as {KEY_ENV} (on Zero-to-JupyterHub: hub.config.CryptKeeper.keys, or a Secret)."
+        )
+
+
+def crypt_key_configured(config) -> bool:
+    if os.environ.get(KEY_ENV):
+        return True
+    if CryptKeeper.initialized() and CryptKeeper.instance().keys:
+        return True
+    return bool(config.get("CryptKeeper", {}).get("keys"))
+
+
+def define_tokens_scope() -> None:
+    """The hub's roles may only name defined scopes: define ours before JupyterHub loads them."""
+    if TOKENS_SCOPE not in scopes.scope_definitions:
+        scopes.define_custom_scopes({TOKENS_SCOPE: {
+            "description": "Read your own data-lake credential files (audience-restricted tokens).",
+        }})
+
+
+def check_tokens_role(app) -> None:
+    """With a DLaaS spawner, the 'user' role must hold the scope the token agents need."""
+    spawner_class = getattr(app, "spawner_class", None)
+    if app is None or not hasattr(spawner_class, "credential_bundle") or not hasattr(app, "db"):
+        return
+    role = orm.Role.find(app.db, "user")
+    if role is not None and not any(s.split("!")[0] == TOKENS_SCOPE for s in role.scopes):
+        raise ConfigError(
+            f"JupyterHub.load_roles: the 'user' role must hold '{TOKENS_SCOPE}!user' so that each server's "
+            f"token agent may fetch its credentials. Add: c.JupyterHub.load_roles = "
+            f"[{{'name': 'user', 'scopes': ['self', '{TOKENS_SCOPE}!user']}}]"
+        )

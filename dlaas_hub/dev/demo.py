@@ -1,0 +1,84 @@
+"""The local demo: the development IAM and a JupyterHub with DLaaSAuthenticator on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from . import devservices
+
+CLIENT_ID = "dlaas-hub-demo"
+
+
+def _private_file(path: Path, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+
+
+def prepare_state(state_dir: Path, *, hub_port: int, iam_port: int) -> dict:
+    """Write the demo's settings (ports, client secret, encryption key) readable by this user only."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    settings_path = state_dir / "settings.json"
+    previous = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+    settings = {
+        "state_dir": str(state_dir.resolve()),
+        "hub_url": f"http://127.0.0.1:{hub_port}",
+        "hub_internal_port": devservices.free_port(),
+        "proxy_api_port": devservices.free_port(),
+        "chp_command": devservices.chp_command(),
+        "singleuser_command": [devservices.python_bin("jupyterhub-singleuser")],
+        "issuer": f"http://127.0.0.1:{iam_port}/",
+        "client_id": CLIENT_ID,
+        # The IAM forgets its clients and tokens when it stops, so the secret may change; the
+        # encryption key must not, or stored auth_state becomes unreadable.
+        "client_secret": secrets.token_urlsafe(32),
+        "crypt_key": previous.get("crypt_key") or secrets.token_hex(32),
+    }
+    _private_file(settings_path, json.dumps(settings, indent=1))
+    return settings
+
+
+def run(*, hub_port: int, iam_port: int, state_dir: Path) -> int:
+    settings = prepare_state(state_dir, hub_port=hub_port, iam_port=iam_port)
+    iam = devservices.start_dev_iam(
+        iam_port, redirect_uris=[settings["hub_url"] + "/hub/oauth_callback"],
+        client_id=CLIENT_ID, client_secret=settings["client_secret"],
+    )
+    config = devservices.DEMO_CONFIG
+    hub = subprocess.Popen(
+        [devservices.python_bin("jupyterhub"), "-f", str(config)],
+        cwd=state_dir, env={**os.environ, "DLAAS_DEMO_STATE": settings["state_dir"]},
+    )
+    users = json.loads(devservices.DEV_IAM_USERS.read_text())["users"]
+    print(f"\n  dlaas-hub demo: open {settings['hub_url']}/ and sign in with the development IAM.", flush=True)
+    for user in users:
+        print(f"    {user['username']:<10} password {user['password']:<14} groups {', '.join(user['groups'])}")
+    print("  Press Ctrl-C to stop.\n", flush=True)
+
+    def _stop(*_):
+        hub.terminate()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        return hub.wait()
+    except KeyboardInterrupt:
+        hub.terminate()
+        return hub.wait()
+    finally:
+        devservices.stop(hub)
+        devservices.stop(iam)
+
+
+def main(args) -> int:
+    try:
+        return run(hub_port=args.hub_port, iam_port=args.iam_port, state_dir=Path(args.state_dir))
+    except devservices.ServiceError as e:
+        print(f"dlaas-hub demo: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,65 @@
+"""The hub API endpoint through which a server's token agent fetches its credential files.
+
+``GET /hub/api/dlaas/users/{name}/credentials[?server=<server name>]`` returns the files of that
+server (its profile decides the Rucio extension's mode), rendered from the user's current exchanged
+tokens (never the refresh token or the user's broad access token). It needs the
+``custom:dlaas:tokens`` scope, which the DLaaS spawners grant to the user's server tokens, and
+access to that very server (a server's own token has it for itself only); it only answers requests
+authenticated by an API token: a browser session never gets the tokens, even the user's own.
+"""
+
+from __future__ import annotations
+
+import time
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.scopes import has_scope
+from tornado import web
+
+from .metrics import CREDENTIALS_SERVED
+from .scopes import TOKENS_SCOPE
+
+
+class CredentialsAPIHandler(APIHandler):
+    async def get(self, user_name):
+        try:
+            await self._serve(user_name)
+        except web.HTTPError as e:
+            CREDENTIALS_SERVED.labels({401: "login_expired", 404: "not_found"}.get(e.status_code, "forbidden")).inc()
+            raise
+        CREDENTIALS_SERVED.labels("served").inc()
+
+    async def _serve(self, user_name):
+        if self.current_user is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        # Checked here rather than with @needs_scope, which wants the scope defined at import time.
+        if not has_scope(f"{TOKENS_SCOPE}!user={user_name}", self.parsed_scopes, db=self.db):
+            self.log.warning("Refusing %s's credentials to a token without %s", user_name, TOKENS_SCOPE)
+            raise web.HTTPError(403, f"Requires the {TOKENS_SCOPE} scope for this user")
+        if not self.get_auth_token():
+            raise web.HTTPError(403, "Credentials are only served to a server's API token, not to a browser session")
+        user = self.find_user(user_name)
+        server_name = self.get_argument("server", "")
+        if user is None or server_name not in user.orm_spawners:
+            raise web.HTTPError(404, "No such server")
+        if not has_scope(f"access:servers!server={user.name}/{server_name}", self.parsed_scopes, db=self.db):
+            # Another server's token: each server's agent fetches its own files.
+            raise web.HTTPError(403, "This token may not access that server")
+        spawner = user.spawners[server_name]
+        if not hasattr(spawner, "credential_bundle"):
+            raise web.HTTPError(404, "This server is not started by a DLaaS spawner")
+        refresh = getattr(self.authenticator, "refresh_credentials", None)
+        if refresh is not None and not await refresh(user):
+            raise web.HTTPError(401, "The user's sign-in has expired; they must sign in again")
+        bundle = await spawner.credential_bundle()
+        spawner.credentials_served_at = time.time()
+        self.set_header("Cache-Control", "no-store")
+        self.finish({
+            "files": [f.to_json() for f in bundle.files],
+            "missing": bundle.missing,
+            "expires_at": bundle.expires_at(),
+        })
+
+
+def handlers() -> list[tuple[str, type]]:
+    return [(r"/api/dlaas/users/([^/]+)/credentials", CredentialsAPIHandler)]

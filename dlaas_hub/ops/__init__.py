@@ -1,0 +1,1 @@
+"""The operator's tools: the ``dlaas-hub`` command and ``check-config``."""

@@ -1,0 +1,227 @@
+"""``dlaas-hub check-config``: what is missing or contradictory in a deploy's configuration, before it runs.
+
+Reads a ``jupyterhub_config.py`` or Zero-to-JupyterHub values files (merged in the order given, as
+``helm -f a -f b`` does) and reports each problem with the setting that holds it. Pure: nothing is
+started and no provider is asked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from traitlets.config import Config, PyFileConfigLoader
+
+from ..profiles.catalog import load_directory
+from ..tokens.exchange import ExchangeTarget
+
+TOKENS_SCOPE = "custom:dlaas:tokens"
+AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator"}
+SPAWNERS = {"dlaas-kube": "DLaaSKubeSpawner", "dlaas-local": "DLaaSLocalSpawner",
+            "DLaaSKubeSpawner": "DLaaSKubeSpawner", "DLaaSLocalSpawner": "DLaaSLocalSpawner",
+            "dlaas_hub.spawners.DLaaSKubeSpawner": "DLaaSKubeSpawner",
+            "dlaas_hub.spawners.DLaaSLocalSpawner": "DLaaSLocalSpawner"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "error" or "warning"
+    setting: str
+    message: str
+
+    def __str__(self):
+        return f"{self.level}: {self.setting}: {self.message}"
+
+
+@dataclass
+class Deploy:
+    """The settings the checks read, whatever file they came from."""
+
+    config: Config
+    source: str  # "python" or "values"
+    crypt_key: bool
+    profile_list_key: str = "KubeSpawner.profile_list"
+
+    def section(self, name: str) -> dict:
+        return dict(self.config[name]) if name in self.config else {}
+
+
+def _class_name(value) -> str:
+    return value if isinstance(value, str) else getattr(value, "__name__", str(value))
+
+
+def load_python(path: Path, environ=os.environ) -> Deploy:
+    loader = PyFileConfigLoader(path.name, path=str(path.parent))
+    config = loader.load_config()
+    keys = config.CryptKeeper.keys if "keys" in config.get("CryptKeeper", {}) else []
+    return Deploy(config, "python", bool(keys) or bool(environ.get("JUPYTERHUB_CRYPT_KEY")))
+
+
+def _merge(base, override):
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = _merge(base.get(key), value) if key in base else value
+        return out
+    return override
+
+
+def load_values(paths: list[Path]) -> Deploy:
+    values: dict = {}
+    for path in paths:
+        values = _merge(values, yaml.safe_load(path.read_text()) or {})
+    hub = values.get("hub") or {}
+    config = Config()
+    for section, settings in (hub.get("config") or {}).items():
+        config[section].update(settings or {})
+    roles = hub.get("loadRoles") or {}
+    config.JupyterHub.load_roles = [{"name": name, **(role or {})} for name, role in roles.items()]
+    profile_list = (values.get("singleuser") or {}).get("profileList")
+    if profile_list:
+        config.KubeSpawner.profile_list = profile_list
+    # The chart seeds hub.config.CryptKeeper.keys in its Secret when the values give none.
+    return Deploy(config, "values", True, "singleuser.profileList")
+
+
+def check(deploy: Deploy, *, profiles_dir: Path | None = None) -> list[Finding]:
+    """Every problem found, errors first."""
+    findings: list[Finding] = []
+    hub = deploy.section("JupyterHub")
+    if _class_name(hub.get("authenticator_class", "")) not in AUTHENTICATORS:
+        findings.append(Finding("warning", "JupyterHub.authenticator_class",
+                                "is not DLaaSAuthenticator (dlaas): only the spawner settings are checked"))
+    else:
+        findings += _check_authenticator(deploy)
+    spawner = SPAWNERS.get(_class_name(hub.get("spawner_class", "")))
+    if spawner:
+        findings += _check_spawner(deploy, spawner, profiles_dir)
+        findings += _check_roles(deploy)
+    return sorted(findings, key=lambda f: f.level != "error")
+
+
+def _check_authenticator(deploy: Deploy) -> list[Finding]:
+    auth = deploy.section("DLaaSAuthenticator")
+    findings = []
+    if not deploy.crypt_key:
+        findings.append(Finding("error", "CryptKeeper.keys", "no auth_state encryption key: the hub will refuse to "
+                                "start. Make one with `openssl rand -hex 32` and set it here or as "
+                                "JUPYTERHUB_CRYPT_KEY in the hub's environment"))
+    for key in ("oidc_issuer", "client_id", "client_secret"):
+        if not auth.get(key):
+            findings.append(Finding("error", f"DLaaSAuthenticator.{key}", "not set"))
+    if auth.get("enable_auth_state") is False:
+        findings.append(Finding("error", "DLaaSAuthenticator.enable_auth_state", "must stay True"))
+    targets = auth.get("exchange_targets") or {}
+    if not targets:
+        findings.append(Finding("warning", "DLaaSAuthenticator.exchange_targets",
+                                "empty: servers get no storage token"))
+    for name, target in targets.items():
+        try:
+            ExchangeTarget.from_config(name, target, key="DLaaSAuthenticator.exchange_targets")
+        except ValueError as e:
+            findings.append(Finding("error", f"DLaaSAuthenticator.exchange_targets.{name}", str(e)))
+    return findings
+
+
+def _group_style(auth: dict) -> str | None:
+    claim = auth.get("groups_claim", "wlcg.groups")
+    return {"wlcg.groups": "path", "groups": "name"}.get(claim) if isinstance(claim, str) else None
+
+
+def _check_groups(auth: dict, profiles) -> list[Finding]:
+    """Groups a login can never carry: paths where the claim gives names, or names where it gives paths."""
+    style = _group_style(auth)
+    if style is None:
+        return []
+    claim = auth.get("groups_claim", "wlcg.groups")
+    findings = []
+
+    def misfit(group: str) -> bool:
+        return group.startswith("/") != (style == "path")
+
+    expect = "paths such as /escape/ska" if style == "path" else "names such as escape/ska"
+    for key in ("allowed_groups", "admin_groups"):
+        for group in sorted(auth.get(key) or []):
+            if misfit(group):
+                findings.append(Finding("error", f"DLaaSAuthenticator.{key}",
+                                        f"{group!r} can never match: groups_claim {claim!r} gives {expect}"))
+    allowed = set(auth.get("allowed_groups") or [])
+    for profile in profiles:
+        for group in profile.allowed_groups:
+            if misfit(group):
+                findings.append(Finding("error", f"{profile.source}: allowed_groups",
+                                        f"{group!r} can never match: groups_claim {claim!r} gives {expect}"))
+            elif allowed and style == "path" and not any(group == a or group.startswith(a.rstrip("/") + "/")
+                                                         for a in allowed):
+                findings.append(Finding("warning", f"{profile.source}: allowed_groups",
+                                        f"{group!r} is outside DLaaSAuthenticator.allowed_groups "
+                                        f"{sorted(allowed)}: only users also in one of those may use it"))
+    return findings
+
+
+def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[Finding]:
+    spawner = {**deploy.section("Spawner"), **(deploy.section("KubeSpawner") if cls == "DLaaSKubeSpawner" else {}),
+               **deploy.section(cls)}
+    findings = []
+    if cls == "DLaaSKubeSpawner" and deploy.section("KubeSpawner").get("profile_list"):
+        findings.append(Finding("error", deploy.profile_list_key,
+                                "must stay empty: DLaaSKubeSpawner lists the profiles of profiles_dir by group"))
+    directory = profiles_dir or (Path(spawner["profiles_dir"]) if spawner.get("profiles_dir") else None)
+    profiles = []
+    if directory is None:
+        findings.append(Finding("warning", f"{cls}.profiles_dir", "not set: profiles come from inline profiles"))
+    elif not directory.is_dir():
+        findings.append(Finding("warning", f"{cls}.profiles_dir",
+                                f"{directory} is not a directory here, so the profiles were not checked "
+                                "(give --profiles DIR, the folder the hub will read)"))
+    else:
+        profiles, errors = load_directory(directory)
+        findings += [Finding("error", f"{cls}.profiles_dir", str(e)) for e in errors]
+    findings += _check_groups(deploy.section("DLaaSAuthenticator"), profiles)
+    instance = spawner.get("rucio_instance") or {}
+    replica = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"]
+    missing = [k for k in ("destination_rse", "rse_mount_path") if not instance.get(k)]
+    if spawner.get("rucio_host") and missing and (replica or not profiles):
+        findings.append(Finding("error", f"{cls}.rucio_instance",
+                                f"Rucio replica mode (profiles {', '.join(replica) or 'by default'}) needs "
+                                f"{' and '.join(missing)}"))
+    return findings
+
+
+def _check_roles(deploy: Deploy) -> list[Finding]:
+    roles = deploy.section("JupyterHub").get("load_roles") or []
+    user_role = next((r for r in roles if isinstance(r, dict) and r.get("name") == "user"), None)
+    scopes = (user_role or {}).get("scopes") or []
+    if not any(isinstance(s, str) and s.split("!")[0] == TOKENS_SCOPE for s in scopes):
+        key = "hub.loadRoles.user" if deploy.source == "values" else "JupyterHub.load_roles"
+        return [Finding("error", key, f"the 'user' role must hold '{TOKENS_SCOPE}!user' (with 'self'): "
+                                      "each server's token agent fetches its credentials with it")]
+    return []
+
+
+def main(args) -> int:
+    paths = [Path(p) for p in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        if paths[0].suffix == ".py":
+            if len(paths) > 1:
+                print("error: give one jupyterhub_config.py, or one or more values files", file=sys.stderr)
+                return 2
+            deploy = load_python(paths[0])
+        else:
+            deploy = load_values(paths)
+    except (yaml.YAMLError, SyntaxError, OSError) as e:
+        print(f"error: cannot read the configuration: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    findings = check(deploy, profiles_dir=Path(args.profiles) if args.profiles else None)
+    for finding in findings:
+        print(finding)
+    errors = sum(f.level == "error" for f in findings)
+    print(f"{errors} error(s), {len(findings) - errors} warning(s) in {', '.join(map(str, paths))}")
+    return 1 if errors else 0

@@ -1,0 +1,1 @@
+"""The experiments' profiles: the catalogue and its published schema, and the ``profiles`` commands."""

@@ -1,0 +1,1 @@
+"""What runs beside or inside a user's server: the token agent and the credential file formats."""

@@ -1,0 +1,151 @@
+"""The token agent: keeps a server's credential files fresh, next to the notebook server.
+
+It asks the hub for the server's current credential files with the server's own API token and
+rewrites them atomically before they expire. It never deletes a file, so a failed round keeps the
+still-valid tokens in place, and it backs off (with jitter) while the hub is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+
+from ..tokens.http import IAMError, request_json
+from .files import CredentialError, CredentialFile, ensure_private_dir, write_private_file
+
+log = logging.getLogger("dlaas_hub.agent")
+
+READY_MARKER = ".dlaas-ready"
+
+
+@dataclass
+class AgentConfig:
+    directory: str
+    api_url: str
+    api_token: str
+    user: str
+    server_name: str = ""
+    margin: float = 300.0  # renew this long before the earliest expiry
+    min_interval: float = 5.0
+    max_interval: float = 1800.0
+    max_backoff: float = 300.0
+
+    @classmethod
+    def from_env(cls, directory: str, **overrides) -> "AgentConfig":
+        needed = ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER")
+        missing = [k for k in needed if not os.environ.get(k)]
+        if missing:
+            raise SystemExit(f"dlaas-hub token-agent: {', '.join(missing)} not set (the spawner sets them)")
+        return cls(directory=directory, api_url=os.environ["JUPYTERHUB_API_URL"],
+                   api_token=os.environ["JUPYTERHUB_API_TOKEN"], user=os.environ["JUPYTERHUB_USER"],
+                   server_name=os.environ.get("JUPYTERHUB_SERVER_NAME", ""), **overrides)
+
+    @property
+    def url(self) -> str:
+        return f"{self.api_url.rstrip('/')}/dlaas/users/{quote(self.user, safe='')}/credentials"
+
+
+class TokenAgent:
+    def __init__(self, config: AgentConfig, client: httpx.AsyncClient | None = None):
+        self.config = config
+        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0))
+        self.stopping = asyncio.Event()
+        self.failures = 0
+        self.written: dict[str, str] = {}
+        self.rounds = 0
+
+    async def fetch(self) -> tuple[list[CredentialFile], int | None]:
+        document = await request_json(
+            self.client, "GET", self.config.url, label="credentials from the hub",
+            params={"server": self.config.server_name},
+            headers={"Authorization": f"token {self.config.api_token}"},
+        )
+        files = [CredentialFile.from_json(f) for f in document.get("files", [])]
+        for target, why in (document.get("missing") or {}).items():
+            log.warning("No %s token for this server: %s", target, why)
+        expires_at = document.get("expires_at")
+        return files, expires_at if isinstance(expires_at, int) else None
+
+    def write(self, files: list[CredentialFile]) -> int:
+        """Write the files whose content changed; returns how many were written."""
+        ensure_private_dir(self.config.directory)
+        changed = 0
+        for f in files:
+            if self.written.get(f.name) == f.content and os.path.exists(os.path.join(self.config.directory, f.name)):
+                continue
+            write_private_file(self.config.directory, f.name, f.content)
+            self.written[f.name] = f.content
+            changed += 1
+        marker = os.path.join(self.config.directory, READY_MARKER)
+        if not os.path.exists(marker):
+            # Tells the sidecar's startup probe that the first set is in place.
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+        return changed
+
+    def next_delay(self, expires_at: int | None) -> float:
+        """Wake up a margin before the earliest expiry; for short-lived tokens, at 70% of what is left."""
+        if expires_at is None:
+            return self.config.max_interval
+        remaining = expires_at - time.time()
+        margin = min(self.config.margin, 0.3 * max(remaining, 0))
+        return min(max(remaining - margin, self.config.min_interval), self.config.max_interval)
+
+    def backoff(self) -> float:
+        ceiling = min(self.config.max_backoff, self.config.min_interval * 2 ** min(self.failures, 10))
+        return random.uniform(self.config.min_interval, max(self.config.min_interval, ceiling))
+
+    async def run_once(self) -> float:
+        """One round: fetch and write. Returns how long to sleep before the next round."""
+        self.rounds += 1
+        try:
+            files, expires_at = await self.fetch()
+            changed = self.write(files)
+        except (IAMError, CredentialError, OSError) as e:
+            self.failures += 1
+            delay = self.backoff()
+            if isinstance(e, IAMError) and e.status == 403:
+                log.error("The hub refused this server's token (403): is the custom:dlaas:tokens scope granted?")
+            log.warning("Could not renew credentials (%s); keeping the current files, retrying in %.0f s",
+                        e if not isinstance(e, OSError) else type(e).__name__, delay)
+            return delay
+        self.failures = 0
+        delay = self.next_delay(expires_at)
+        log.info("Credentials up to date (%d file(s) rewritten); next check in %.0f s", changed, delay)
+        return delay
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            delay = await self.run_once()
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+        await self.client.aclose()
+        log.info("Token agent stopped")
+
+
+def main(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s dlaas-token-agent] %(message)s")
+    config = AgentConfig.from_env(args.dir, margin=args.margin, min_interval=args.min_interval)
+    agent = TokenAgent(config)
+
+    async def _main():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.stopping.set)
+        if args.once:
+            await agent.run_once()
+            await agent.client.aclose()
+            return 0 if agent.failures == 0 else 1
+        await agent.run()
+        return 0
+
+    return asyncio.run(_main())

@@ -1,0 +1,235 @@
+"""Keeping a user's tokens fresh in the hub: decide from ``exp``, refresh once, re-exchange what is due.
+
+Hub-free: the authenticator supplies the provider calls. The rules:
+
+- nothing near expiry: no network I/O at all;
+- something near expiry: one refresh_token grant (only if the broad access token itself is due),
+  then one exchange per due target, however many requests ask at the same time (single flight);
+- a transient failure (timeout, 5xx, refused connection) keeps the still-valid tokens and the user's
+  login, and blocks new attempts for a jittered, growing backoff, so a failing IAM is not hammered;
+- only a definitive refusal of the refresh token (``invalid_grant``) ends the login;
+- every refreshed or exchanged token must be about the subject the account is bound to: a token
+  about anyone else is never stored, and ends the login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from .claims import jwt_expiry, subject_mismatch
+from .exchange import ExchangedToken, ExchangeTarget
+from .http import IAMError
+
+
+class LoginExpired(Exception):
+    """The provider refused the refresh token: the user has to sign in again."""
+
+
+def due_at(expires_at, *, margin: float, lifetime: float | None = None) -> float:
+    """When a token expiring at ``expires_at`` becomes due for renewal (0: already, or unknown).
+
+    The margin never exceeds half the token's lifetime, so that short-lived tokens (EOS: 20 min,
+    or seconds in tests) are renewed in their second half rather than on every request.
+    """
+    if not isinstance(expires_at, (int, float)):
+        return 0.0
+    if lifetime:
+        margin = min(margin, lifetime / 2)
+    return expires_at - margin
+
+
+def is_due(expires_at, *, now: float, margin: float, lifetime: float | None = None) -> bool:
+    """Whether a token expiring at ``expires_at`` should be renewed now."""
+    return now >= due_at(expires_at, margin=margin, lifetime=lifetime)
+
+
+@dataclass
+class Backoff:
+    base: float = 5.0
+    ceiling: float = 300.0
+    failures: int = 0
+    not_before: float = 0.0
+
+    def failed(self, now: float) -> float:
+        self.failures += 1
+        delay = random.uniform(self.base, max(self.base, min(self.ceiling, self.base * 2 ** (self.failures - 1))))
+        self.not_before = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.not_before = 0.0
+
+
+@dataclass
+class RenewalResult:
+    refreshed: bool = False
+    exchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.refreshed or bool(self.exchanged) or bool(self.failed)
+
+
+class Renewer:
+    """Renews auth_state dicts; one instance per hub, shared by all users."""
+
+    def __init__(self, *, refresh, exchange, targets, margin: float = 300.0, log=None,
+                 backoff_base: float = 5.0, backoff_ceiling: float = 300.0, on_fresh=None, subject=None):
+        self.refresh = refresh  # async (refresh_token) -> token response dict; raises IAMError
+        self.exchange = exchange  # async (subject_token, [targets]) -> {name: ExchangedToken | ExchangeError}
+        self.targets = targets  # callable -> list[ExchangeTarget]
+        self.margin = margin
+        self.log = log
+        self.backoff_base = backoff_base
+        self.backoff_ceiling = backoff_ceiling
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._backoff: dict[str, Backoff] = {}
+        # When each user's earliest token becomes due: until then, not even auth_state (which
+        # JupyterHub decrypts on every read) is loaded. A new login only makes tokens fresher.
+        self._next_due: dict[str, float] = {}
+        self.on_fresh = on_fresh  # called when a check finds nothing due (metrics)
+        self.subject = subject  # (auth_state) -> the Subject its account is bound to, or None
+
+    def forget(self, key: str) -> None:
+        """A new login replaced the user's tokens: decide afresh next time."""
+        self._next_due.pop(key, None)
+        self._backoff.pop(key, None)
+
+    def next_due(self, auth_state: dict) -> float:
+        exchanged = auth_state.get("exchanged") or {}
+        times = [due_at((exchanged.get(t.name) or {}).get("expires_at"), margin=self.margin,
+                        lifetime=(exchanged.get(t.name) or {}).get("lifetime")) for t in self.targets()]
+        return min(times, default=float("inf"))
+
+    def due(self, auth_state: dict, now: float | None = None) -> tuple[bool, list[ExchangeTarget]]:
+        """(whether the broad access token is due, the targets whose exchanged token is due)."""
+        now = time.time() if now is None else now
+        exchanged = auth_state.get("exchanged") or {}
+        targets = [t for t in self.targets()
+                   if is_due((exchanged.get(t.name) or {}).get("expires_at"), now=now, margin=self.margin,
+                             lifetime=(exchanged.get(t.name) or {}).get("lifetime"))]
+        access_due = is_due(auth_state.get("access_token_expires_at"), now=now, margin=self.margin,
+                            lifetime=auth_state.get("access_token_lifetime"))
+        return access_due, targets
+
+    async def renew(self, key: str, load, save) -> RenewalResult | None:
+        """Renew the auth_state of ``key`` (a user name) if needed; single flight per key.
+
+        ``load`` is an async callable returning the current auth_state, ``save`` stores a new one.
+        Returns None when nothing was due or a backoff is running, a RenewalResult otherwise.
+        Raises LoginExpired on a definitive refusal of the refresh token.
+        """
+        if time.time() < self._next_due.get(key, 0.0):
+            if self.on_fresh is not None:
+                self.on_fresh()
+            return None
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._renew(key, load, save))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
+        return await asyncio.shield(task)
+
+    async def _renew(self, key, load, save) -> RenewalResult | None:
+        auth_state = await load()
+        if not auth_state:
+            raise LoginExpired("no auth_state")
+        now = time.time()
+        access_due, targets = self.due(auth_state, now)
+        if not targets:
+            self._next_due[key] = self.next_due(auth_state)
+            if self.on_fresh is not None:
+                self.on_fresh()
+            return None
+        backoff = self._backoff.setdefault(key, Backoff(self.backoff_base, self.backoff_ceiling))
+        if now < backoff.not_before:
+            return None
+        result = RenewalResult()
+        refresh_token = auth_state.get("refresh_token")
+        try:
+            if access_due and refresh_token:
+                await self._refresh(key, auth_state, now)
+                result.refreshed = True
+            outcomes = await self.exchange(auth_state["access_token"], targets)
+            if not result.refreshed and refresh_token and all(
+                    getattr(o, "error", None) == "invalid_grant" for o in outcomes.values()):
+                # The broad token was revoked or expired before its time: refresh, try once more.
+                await self._refresh(key, auth_state, now)
+                result.refreshed = True
+                outcomes = await self.exchange(auth_state["access_token"], targets)
+        except IAMError as e:
+            if e.error == "invalid_grant":
+                self._warn("The provider refused the refresh token of %s (%s): they must sign in again", key, e)
+                raise LoginExpired(str(e)) from None
+            delay = backoff.failed(now)
+            self._warn("Renewing tokens of %s failed (%s); keeping the current ones, next try in %.0f s",
+                       key, e, delay)
+            if result.refreshed:
+                await save(auth_state)
+            return result
+        for name, outcome in outcomes.items():
+            if isinstance(outcome, ExchangedToken):
+                self._check_subject(key, auth_state, outcome.access_token, f"{name} token")
+        transient = False
+        for name, outcome in outcomes.items():
+            if isinstance(outcome, ExchangedToken):
+                auth_state.setdefault("exchanged", {})[name] = outcome.to_state()
+                (auth_state.get("exchange_errors") or {}).pop(name, None)
+                result.exchanged.append(name)
+            else:
+                transient = transient or outcome.transient
+                result.failed[name] = outcome.error or ("temporarily_unavailable" if outcome.transient else "failed")
+                auth_state.setdefault("exchange_errors", {})[name] = {
+                    "error": result.failed[name], "reason": outcome.reason, "at": int(now)}
+                self._warn("Re-exchange of %s's %s token failed: %s", key, name, outcome)
+        if transient or (result.failed and not result.exchanged):
+            backoff.failed(now)
+        else:
+            backoff.succeeded()
+        await save(auth_state)
+        self._next_due[key] = self.next_due(auth_state)
+        return result
+
+    async def _refresh(self, key, auth_state: dict, now: float) -> None:
+        token_info = await self.refresh(auth_state["refresh_token"])
+        for name in ("access_token", "id_token"):
+            if isinstance(token_info.get(name), str):
+                self._check_subject(key, auth_state, token_info[name], f"refreshed {name}")
+        self._apply_refresh(auth_state, token_info, now)
+
+    def _check_subject(self, key, auth_state: dict, token: str, what: str) -> None:
+        subject = self.subject(auth_state) if self.subject is not None else None
+        mismatch = subject and subject_mismatch(token, subject.sub, subject.iss)
+        if mismatch:
+            self._warn("Renewal for %s refused: the %s is not about IAM subject %s, the account's: %s; "
+                       "nothing stored, they must sign in again", key, what, subject, mismatch)
+            raise LoginExpired(f"the {what} is about another subject")
+
+    def _apply_refresh(self, auth_state: dict, token_info: dict, now: float) -> None:
+        access_token = token_info.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise IAMError("token refresh", "the provider's answer holds no access_token")
+        expires_in = token_info.get("expires_in")
+        expires_at = jwt_expiry(access_token) or (
+            int(now + expires_in) if isinstance(expires_in, (int, float)) else None)
+        auth_state["access_token"] = access_token
+        auth_state["access_token_expires_at"] = expires_at
+        auth_state["access_token_lifetime"] = (expires_at - int(now)) if expires_at else None
+        # Providers that rotate refresh tokens send a new one; the others keep the old one valid.
+        if token_info.get("refresh_token"):
+            auth_state["refresh_token"] = token_info["refresh_token"]
+        if token_info.get("id_token"):
+            auth_state["id_token"] = token_info["id_token"]
+        response = dict(auth_state.get("token_response") or {})
+        response.update(token_info)
+        response["refresh_token"] = auth_state["refresh_token"]
+        auth_state["token_response"] = response
+
+    def _warn(self, *args):
+        if self.log is not None:
+            self.log.warning(*args)

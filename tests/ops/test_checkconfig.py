@@ -1,0 +1,120 @@
+"""``dlaas-hub check-config`` finds what a deploy lacks or contradicts, and names the setting."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dlaas_hub.ops.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+VALUES = ROOT / "helm-values" / "values.yaml"
+PROFILES = str(ROOT / "profiles")
+DEMO_CONFIG = ROOT / "dlaas_hub" / "dev" / "demo_config.py"
+
+
+@pytest.fixture
+def secrets(tmp_path):
+    path = tmp_path / "secrets.yaml"
+    path.write_text("hub:\n  config:\n    DLaaSAuthenticator:\n      client_secret: s3cret\n")
+    return path
+
+
+def values_file(tmp_path, change):
+    values = yaml.safe_load(VALUES.read_text())
+    change(values)
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def run(capsys, *argv):
+    code = main(["check-config", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out
+
+
+def test_the_shipped_values_with_their_secrets_pass(capsys, secrets):
+    code, out = run(capsys, VALUES, secrets, "--profiles", PROFILES)
+    assert code == 0, out
+    assert "0 error(s), 0 warning(s)" in out
+
+
+def test_missing_client_secret_is_named(capsys):
+    code, out = run(capsys, VALUES, "--profiles", PROFILES)
+    assert code == 1 and "error: DLaaSAuthenticator.client_secret: not set" in out
+
+
+def test_an_exchange_target_without_scope(capsys, secrets, tmp_path):
+    path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSAuthenticator"]["exchange_targets"]["eos"].pop(
+        "scope"))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and "error: DLaaSAuthenticator.exchange_targets.eos:" in out and "scope" in out
+
+
+def test_the_user_role_without_the_tokens_scope(capsys, secrets, tmp_path):
+    path = values_file(tmp_path, lambda v: v["hub"]["loadRoles"]["user"].update(scopes=["self"]))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and "error: hub.loadRoles.user:" in out and "custom:dlaas:tokens!user" in out
+
+
+def test_replica_mode_without_its_rse(capsys, secrets, tmp_path):
+    path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSKubeSpawner"]["rucio_instance"].pop(
+        "destination_rse"))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and "error: DLaaSKubeSpawner.rucio_instance:" in out and "destination_rse" in out
+
+
+def test_a_profile_group_no_login_can_carry(capsys, secrets, tmp_path):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "p.yaml").write_text("slug: ska\ndisplay_name: S\ndescription: d\nimage: quay.io/x/y:1\n"
+                                     "allowed_groups: [escape/ska]\n")  # IAM's name, but the claim gives paths
+    code, out = run(capsys, VALUES, secrets, "--profiles", profiles)
+    assert code == 1
+    assert "error: p.yaml: allowed_groups: 'escape/ska' can never match: groups_claim 'wlcg.groups'" in out
+
+
+def test_a_chart_profile_list(capsys, secrets, tmp_path):
+    path = values_file(tmp_path, lambda v: v["singleuser"].update(profileList=[{"display_name": "x"}]))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and "error: singleuser.profileList: must stay empty" in out
+
+
+def test_a_jupyterhub_config_py_without_crypt_key(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY", raising=False)
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        "c.JupyterHub.authenticator_class = 'dlaas'\n"
+        "c.JupyterHub.spawner_class = 'dlaas-local'\n"
+        "c.DLaaSAuthenticator.oidc_issuer = 'https://iam.example/'\n"
+        "c.DLaaSAuthenticator.client_id = 'hub'\n"
+        "c.DLaaSAuthenticator.client_secret = 's'\n"
+        "c.DLaaSAuthenticator.exchange_targets = {'eos': {'audience': 'eos', 'scope': 'openid offline_access'}}\n"
+        f"c.DLaaSLocalSpawner.profiles_dir = {PROFILES!r}\n"
+        "c.JupyterHub.load_roles = [{'name': 'user', 'scopes': ['self', 'custom:dlaas:tokens!user']}]\n")
+    code, out = run(capsys, config)
+    assert code == 1
+    assert "error: CryptKeeper.keys: no auth_state encryption key" in out and "openssl rand -hex 32" in out
+    assert "error: DLaaSAuthenticator.exchange_targets.eos:" in out and "offline_access" in out
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "a" * 64)
+    code, out = run(capsys, config)
+    assert "CryptKeeper.keys" not in out
+
+
+def test_the_demo_configuration_passes(capsys, tmp_path, monkeypatch):
+    (tmp_path / "settings.json").write_text(
+        '{"hub_url": "http://127.0.0.1:8000", "hub_internal_port": 8081, "proxy_api_port": 8001, '
+        '"chp_command": ["chp"], "state_dir": "%s", "issuer": "http://127.0.0.1:8180/", "client_id": "c", '
+        '"client_secret": "s", "crypt_key": "%s", "singleuser_command": ["x"]}' % (tmp_path, "a" * 64))
+    monkeypatch.setenv("DLAAS_DEMO_STATE", str(tmp_path))
+    code, out = run(capsys, DEMO_CONFIG)
+    assert code == 0, out
+
+
+def test_unreadable_input_is_a_clear_error(capsys, tmp_path):
+    assert run(capsys, tmp_path / "nope.yaml")[0] == 2
+    broken = tmp_path / "v.yaml"
+    broken.write_text("hub: [unclosed\n")
+    code = main(["check-config", str(broken)])
+    assert code == 2 and "cannot read the configuration" in capsys.readouterr().err

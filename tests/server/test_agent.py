@@ -1,0 +1,165 @@
+import asyncio
+import os
+import stat
+import time
+
+import httpx
+import pytest
+import respx
+
+from dlaas_hub.server.agent import READY_MARKER, AgentConfig, TokenAgent
+
+API = "http://hub.test/hub/api"
+URL = f"{API}/dlaas/users/mariaska/credentials"
+
+
+@pytest.fixture
+def config(tmp_path):
+    return AgentConfig(directory=str(tmp_path / "tokens"), api_url=API, api_token="server-api-token",
+                       user="mariaska", server_name="", margin=60, min_interval=1, max_interval=600, max_backoff=30)
+
+
+def answer(expires_at, content="oauth2:a.b.c:iam/userinfo"):
+    return httpx.Response(200, json={"files": [{"name": "eos-token", "content": content, "expires_at": expires_at},
+                                               {"name": "rucio.cfg", "content": "[client]\n"}],
+                                     "missing": {}, "expires_at": expires_at})
+
+
+@respx.mock
+async def test_first_round_writes_private_files_and_ready_marker(config):
+    route = respx.get(URL).mock(return_value=answer(int(time.time()) + 500))
+    agent = TokenAgent(config)
+    delay = await agent.run_once()
+    request = route.calls.last.request
+    assert request.headers["authorization"] == "token server-api-token"
+    assert request.url.params["server"] == ""
+    d = config.directory
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
+    assert open(os.path.join(d, "eos-token")).read() == "oauth2:a.b.c:iam/userinfo"
+    for name in ("eos-token", "rucio.cfg", READY_MARKER):
+        assert stat.S_IMODE(os.stat(os.path.join(d, name)).st_mode) == 0o600
+    assert 500 - 60 - 5 <= delay <= 500 - 60  # wakes up a margin before the expiry
+
+
+@respx.mock
+async def test_unchanged_files_are_not_rewritten(config):
+    respx.get(URL).mock(return_value=answer(2_000_000_000))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    mtime = os.stat(os.path.join(config.directory, "eos-token")).st_mtime_ns
+    await agent.run_once()
+    assert os.stat(os.path.join(config.directory, "eos-token")).st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("failure", [httpx.Response(503), httpx.ConnectError("down"), httpx.ReadTimeout("slow")])
+@respx.mock
+async def test_failures_keep_the_files_and_back_off(config, failure):
+    route = respx.get(URL).mock(return_value=answer(2_000_000_000, content="first"))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    route.mock(side_effect=[failure] * 6)
+    delays = [await agent.run_once() for _ in range(6)]
+    assert open(os.path.join(config.directory, "eos-token")).read() == "first"
+    assert all(config.min_interval <= d <= config.max_backoff for d in delays)
+    assert agent.failures == 6
+
+
+@respx.mock
+async def test_forbidden_says_which_scope_is_missing(config, caplog):
+    respx.get(URL).mock(return_value=httpx.Response(403, json={"message": "no"}))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    assert "custom:dlaas:tokens" in caplog.text
+    assert not os.path.exists(os.path.join(config.directory, READY_MARKER))
+
+
+@respx.mock
+async def test_bad_file_names_from_the_hub_are_refused(config):
+    respx.get(URL).mock(return_value=httpx.Response(200, json={"files": [
+        {"name": "../../home/user/.bashrc", "content": "evil"}]}))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    assert agent.failures == 1
+    assert not os.path.exists(os.path.join(os.path.dirname(config.directory), "home"))
+
+
+@respx.mock
+async def test_no_token_in_the_log(config, caplog):
+    caplog.set_level("DEBUG")
+    respx.get(URL).mock(return_value=answer(2_000_000_000, content="oauth2:SECRET.JWT.VALUE:iam/userinfo"))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    assert "SECRET" not in caplog.text and "server-api-token" not in caplog.text
+
+
+@respx.mock
+async def test_stops_promptly_when_asked(config):
+    respx.get(URL).mock(return_value=answer(int(time.time()) + 100_000))
+    agent = TokenAgent(config)
+    task = asyncio.create_task(agent.run())
+    await asyncio.sleep(0.2)
+    agent.stopping.set()
+    await asyncio.wait_for(task, timeout=2)
+    assert agent.rounds == 1
+
+
+def test_next_delay_is_clamped(config):
+    agent = TokenAgent(config)
+    now = time.time()
+    assert agent.next_delay(None) == config.max_interval
+    assert agent.next_delay(int(now) + 1) == config.min_interval  # about to expire: ask right away
+    assert 6 <= agent.next_delay(int(now) + 10) <= 7.1  # short-lived: at 70% of what is left
+    assert agent.next_delay(int(now) + 100_000) == config.max_interval
+
+
+def test_config_from_env_requires_the_hub_variables(monkeypatch):
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit, match="JUPYTERHUB_API_URL"):
+        AgentConfig.from_env("/tmp/x")
+
+
+def test_agent_process_serves_files_and_exits_cleanly_on_sigterm(tmp_path):
+    """The real command, against a small HTTP server standing in for the hub."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps({"files": [{"name": "eos-token", "content": "oauth2:a.b.c:iam/userinfo",
+                                  "expires_at": int(time.time()) + 3600}], "expires_at": int(time.time()) + 3600})
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.headers.get("Authorization") == "token t0k" and "/dlaas/users/maria/credentials" in self.path
+            self.send_response(200 if ok else 403)
+            self.end_headers()
+            self.wfile.write(body.encode() if ok else b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    directory = tmp_path / "tokens"
+    env = {"PATH": os.environ["PATH"], "JUPYTERHUB_API_URL": f"http://127.0.0.1:{server.server_port}/hub/api",
+           "JUPYTERHUB_API_TOKEN": "t0k", "JUPYTERHUB_USER": "maria"}
+    agent = subprocess.Popen([sys.executable, "-m", "dlaas_hub.ops.cli", "token-agent", "--dir", str(directory)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not (directory / READY_MARKER).exists():
+            assert agent.poll() is None and time.monotonic() < deadline, agent.stdout.read().decode()
+            time.sleep(0.05)
+        assert (directory / "eos-token").read_text() == "oauth2:a.b.c:iam/userinfo"
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=5) == 0
+        output = agent.stdout.read().decode()
+        assert "Token agent stopped" in output and "t0k" not in output and "a.b.c" not in output
+        assert (directory / "eos-token").exists()  # a still-valid file is never removed
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        server.shutdown()

@@ -1,0 +1,148 @@
+"""DLaaSLocalSpawner without a hub: credential files, environment, mounts and the image command."""
+
+import json
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+from dlaas_hub.spawners import DLaaSLocalSpawner
+
+from ..spawner_fixtures import RUCIO_CONFIG, FakeUser, auth_state, fake_authenticator, fake_hub
+
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+
+
+def make(tmp_path, user=None, name="", **settings):
+    config = Config()
+    base = {
+        "profiles_dir": str(PROFILES),
+        "home_dir_template": str(tmp_path / "home" / "{username}"),
+        "credentials_root": str(tmp_path / "credentials"),
+        "datalake_mounts": [
+            {"name": "eos", "host_path": str(tmp_path / "eos"), "mount_path": "/eos/eulake_1", "read_only": True},
+            {"name": "scratch", "host_path": str(tmp_path / "scratch"), "mount_path": "/scratch"},
+        ],
+        **RUCIO_CONFIG,
+        **settings,
+    }
+    for key, value in base.items():
+        config.DLaaSLocalSpawner[key] = value
+    (tmp_path / "eos").mkdir(exist_ok=True)
+    (tmp_path / "scratch").mkdir(exist_ok=True)
+    # JupyterHub gives a spawner its server's name through its database row.
+    orm_spawner = SimpleNamespace(name=name, server=None, user_options={}) if name else None
+    return DLaaSLocalSpawner(config=config, user=user or FakeUser(), hub=fake_hub(), orm_spawner=orm_spawner,
+                             authenticator=fake_authenticator())
+
+
+async def test_pre_spawn_writes_private_files_and_env(tmp_path):
+    spawner = make(tmp_path)
+    spawner.user_options = {"profile": "root-xcache"}
+    await spawner.run_pre_spawn_hook()
+    directory = tmp_path / "credentials" / "mariaska" / "default"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o700
+    names = sorted(os.listdir(directory))
+    assert names == ["eos-token", "jupyter_server_config.json", "rucio-token", "rucio.cfg"]
+    for name in names:
+        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
+    env = spawner.get_env()
+    assert env["OAUTH2_TOKEN"] == f"FILE:{directory}/eos-token"
+    assert env["RUCIO_CONFIG"] == f"{directory}/rucio.cfg"
+    assert env["SCRATCH"] == str(tmp_path / "scratch" / "mariaska")
+    assert env["XCACHE_REDIRECTOR"] == "root://xcache-redirector.cern.ch"
+    assert os.readlink(tmp_path / "home" / "mariaska" / "datalake" / "eos") == str(tmp_path / "eos")
+    assert stat.S_IMODE((tmp_path / "scratch" / "mariaska").stat().st_mode) == 0o700
+    state = auth_state()
+    for value in env.values():
+        for secret in (state["refresh_token"], state["access_token"], state["exchanged"]["eos"]["access_token"]):
+            assert secret not in value
+
+
+async def test_image_is_replaced_by_the_configured_command(tmp_path):
+    image = "gitlab-registry.cern.ch/escape-wp2/docker-images/datalake-singleuser-root:v1.3.2"
+    spawner = make(tmp_path, image_commands={image: ["/opt/root/bin/jupyterhub-singleuser", "--debug"]})
+    spawner.user_options = {"profile": "root"}
+    await spawner.run_pre_spawn_hook()
+    assert spawner.cmd == ["/opt/root/bin/jupyterhub-singleuser", "--debug"]
+    assert spawner.mem_limit == 8 * 1024**3 and spawner.cpu_limit == 4
+
+
+async def test_a_target_gone_since_last_start_leaves_no_file(tmp_path):
+    spawner = make(tmp_path)
+    await spawner.run_pre_spawn_hook()
+    state = auth_state()
+    del state["exchanged"]["rucio"]
+    spawner.user = FakeUser(state=state)
+    await spawner.run_pre_spawn_hook()
+    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska" / "default")) == ["eos-token"]
+
+
+async def test_options_form_is_kubespawners(tmp_path):
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]))
+    form = await spawner.options_form(spawner)
+    assert 'name="profile"' in form and 'value="minimal"' in form and "ska-sdc1" not in form
+    assert spawner.options_from_form({"profile": ["root"]}) == {"profile": "root"}
+
+
+async def test_forbidden_profile_writes_nothing(tmp_path):
+    from tornado import web
+
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.user_options = {"profile": "ska-sdc1"}
+    with pytest.raises(web.HTTPError):
+        await spawner.run_pre_spawn_hook()
+    assert not (tmp_path / "credentials" / "alice").exists()
+
+
+async def test_named_servers_each_have_their_own_files_and_profile(tmp_path):
+    user = FakeUser()
+    root = make(tmp_path, user=user, name="root")
+    xcache = make(tmp_path, user=user, name="root-xcache")
+    root.user_options, xcache.user_options = {"profile": "root"}, {"profile": "root-xcache"}
+    await root.run_pre_spawn_hook()
+    await xcache.run_pre_spawn_hook()
+    assert root.credentials_dir != xcache.credentials_dir
+    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska")) == ["named-root", "named-root-xcache"]
+    for spawner, mode in ((root, "replica"), (xcache, "download")):
+        env = spawner.get_env()
+        assert env["RUCIO_CONFIG"].startswith(spawner.credentials_dir + "/")
+        config = json.loads(Path(spawner.credentials_dir, "jupyter_server_config.json").read_text())
+        assert config["RucioConfig"]["instances"][0]["mode"] == mode
+    assert root.get_env()["SCRATCH"] == xcache.get_env()["SCRATCH"]  # one scratch area per user
+
+
+@pytest.mark.parametrize("name,key", [("My Server", "named-_4dy_20_53erver"), ("my server", "named-my_20server"),
+                                      ("ÿ/..", "named-_c3_bf_2f.."),
+                                      ("a_b", "named-a_5fb")])
+async def test_server_names_become_distinct_safe_path_segments(tmp_path, name, key):
+    assert make(tmp_path, name=name).server_key() == key
+
+
+async def test_stopping_a_server_removes_its_files_and_leaves_the_others(tmp_path):
+    user = FakeUser()
+    first, second = make(tmp_path, user=user, name="a"), make(tmp_path, user=user, name="b")
+    for spawner in (first, second):
+        spawner.token_agent_enabled = False
+        await spawner.run_pre_spawn_hook()
+    first.pid = 0  # never started: LocalProcessSpawner's stop has no process to signal
+    await first.stop()
+    assert not os.path.exists(first.credentials_dir)
+    assert sorted(os.listdir(second.credentials_dir)) == ["eos-token", "jupyter_server_config.json",
+                                                         "rucio-token", "rucio.cfg"]
+    second.pid = 0
+    await second.stop()
+    assert not (tmp_path / "credentials" / "mariaska").exists()
+
+
+async def test_no_profile_chosen_starts_the_default_and_records_it(tmp_path):
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.user_options = {}
+    await spawner.run_pre_spawn_hook()
+    assert spawner.user_options == {"profile": "minimal"}
+    assert spawner.running_profile().slug == "minimal"
+

@@ -1,0 +1,228 @@
+"""Token renewal in the hub (DLaaSAuthenticator.refresh_user and refresh_credentials), against respx."""
+
+import asyncio
+import copy
+import logging
+import time
+
+import httpx
+import pytest
+
+from dlaas_hub.tokens.renewal import Backoff, is_due
+
+from ..auth.test_authenticator import FakeHandler, make
+
+# DLaaSAuthenticator refuses to start without an auth_state encryption key.
+pytestmark = pytest.mark.usefixtures("crypt_key")
+
+
+class StoredUser:
+    """A hub user as the authenticator sees it: a name and an auth_state store."""
+
+    def __init__(self, name, auth_state):
+        self.name = name
+        self.state = auth_state
+        self.saves = 0
+        self.loads = 0
+
+    async def get_auth_state(self):
+        self.loads += 1
+        return copy.deepcopy(self.state)
+
+    async def save_auth_state(self, state):
+        self.saves += 1
+        self.state = copy.deepcopy(state)
+
+
+@pytest.fixture
+async def auth(iam):
+    a = make(refresh_margin=300, refresh_backoff=0.2)
+    yield a
+    await a.iam_client.aclose()
+
+
+@pytest.fixture
+async def user(iam, auth):
+    model = await auth.authenticate(FakeHandler())
+    return StoredUser(model["name"], model["auth_state"])
+
+
+def calls(iam):
+    return {"refresh": len(iam.refresh_requests), "exchange": len(iam.exchange_requests)}
+
+
+def expire(user, *targets, access=False, in_seconds=10):
+    for name in targets:
+        user.state["exchanged"][name]["expires_at"] = int(time.time()) + in_seconds
+    if access:
+        user.state["access_token_expires_at"] = int(time.time()) + in_seconds
+
+
+# -- deciding ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expires_in,margin,lifetime,due", [
+    (1000, 300, None, False),
+    (200, 300, None, True),
+    (200, 300, 3600, True),
+    (15, 300, 20, False),   # short-lived: renewed in its second half only
+    (9, 300, 20, True),
+    (-5, 300, None, True),
+])
+def test_is_due(expires_in, margin, lifetime, due):
+    now = 1_000_000
+    assert is_due(now + expires_in, now=now, margin=margin, lifetime=lifetime) is due
+
+
+def test_unknown_expiry_is_due():
+    assert is_due(None, now=0, margin=1)
+
+
+def test_backoff_grows_with_jitter_and_resets():
+    backoff = Backoff(base=1, ceiling=8)
+    delays = [backoff.failed(0) for _ in range(6)]
+    assert all(1 <= d <= 8 for d in delays)
+    assert backoff.not_before > 0
+    backoff.succeeded()
+    assert backoff.failures == 0 and backoff.not_before == 0
+
+
+# -- renewing ---------------------------------------------------------------------------------
+
+async def test_nothing_due_means_no_network_io(iam, auth, user):
+    before = {route.name: route.call_count for route in iam.router.routes}
+    total = sum(r.call_count for r in iam.router.routes)
+    assert await auth.refresh_user(user) is True
+    assert sum(r.call_count for r in iam.router.routes) == total, before
+    assert user.saves == 0
+
+
+async def test_nothing_due_is_decided_without_even_reading_auth_state(iam, auth, user):
+    assert await auth.refresh_user(user) is True
+    loads = user.loads
+    for _ in range(100):
+        assert await auth.refresh_user(user) is True
+    assert user.loads == loads  # JupyterHub decrypts auth_state on every read: skip it until due
+
+
+async def test_only_due_targets_are_re_exchanged_with_the_current_token(iam, auth, user):
+    old_rucio = user.state["exchanged"]["rucio"]["access_token"]
+    old_eos = user.state["exchanged"]["eos"]["access_token"]
+    expire(user, "eos")
+    start = calls(iam)
+    assert await auth.refresh_user(user) is True
+    assert calls(iam) == {"refresh": start["refresh"], "exchange": start["exchange"] + 1}
+    assert iam.exchange_requests[-1]["audience"] == "eos-eulake"
+    assert user.state["exchanged"]["eos"]["access_token"] != old_eos
+    assert user.state["exchanged"]["eos"]["expires_at"] > time.time() + 1000
+    assert user.state["exchanged"]["rucio"]["access_token"] == old_rucio
+    assert user.saves == 1
+
+
+async def test_due_access_token_is_refreshed_once_then_used(iam, auth, user):
+    expire(user, "eos", "rucio", access=True)
+    assert await auth.refresh_user(user) is True
+    assert len(iam.refresh_requests) == 1
+    assert iam.refresh_requests[0]["_authorization"].startswith("Basic ")
+    assert "client_secret" not in iam.refresh_requests[0]
+    assert user.state["access_token"] == iam.access_token
+    assert {r["subject_token"] for r in iam.exchange_requests[-2:]} == {iam.access_token}
+    assert user.state["token_response"]["access_token"] == iam.access_token
+
+
+async def test_fifty_concurrent_requests_cause_one_refresh_and_one_exchange_per_target(iam, auth, user):
+    expire(user, "eos", "rucio", access=True)
+    start = calls(iam)
+    results = await asyncio.gather(*(auth.refresh_user(user) for _ in range(50)))
+    assert all(r is True for r in results)
+    assert calls(iam) == {"refresh": start["refresh"] + 1, "exchange": start["exchange"] + 2}
+
+
+@pytest.mark.parametrize("rotate", [True, False])
+async def test_refresh_token_rotation(iam, auth, user, rotate):
+    iam.rotate_refresh_tokens = rotate
+    first = user.state["refresh_token"]
+    expire(user, "eos", access=True)
+    assert await auth.refresh_user(user) is True
+    assert (user.state["refresh_token"] != first) is rotate
+    assert user.state["refresh_token"] == iam.refresh_token
+    # the next refresh presents the token the provider expects now (a stale one would be refused)
+    presented = user.state["refresh_token"]
+    expire(user, "eos", access=True)
+    auth.renewer._next_due.clear()  # the test ages the tokens behind the hub's back
+    assert await auth.refresh_user(user) is True
+    assert iam.refresh_requests[-1]["refresh_token"] == presented
+    assert len(iam.refresh_requests) == 2 and user.state["access_token"] == iam.access_token
+
+
+@pytest.mark.parametrize("failure", [httpx.Response(503), httpx.ConnectTimeout("slow"), httpx.ConnectError("down")])
+async def test_transient_failure_keeps_tokens_and_login_and_backs_off(iam, auth, user, failure, caplog):
+    expire(user, "eos", access=True, in_seconds=60)
+    kept = copy.deepcopy(user.state)
+    iam.token.mock(side_effect=failure)
+    assert await auth.refresh_user(user) is True
+    assert user.state["exchanged"] == kept["exchanged"] and user.state["access_token"] == kept["access_token"]
+    assert "keeping the current ones" in caplog.text
+    hits = iam.token.call_count
+    for _ in range(20):  # during the backoff the IAM is left alone
+        assert await auth.refresh_user(user) is True
+    assert iam.token.call_count == hits
+    # once the backoff is over and the IAM is back, renewal resumes
+    iam.token.mock(side_effect=iam._token)
+    await asyncio.sleep(0.45)
+    assert await auth.refresh_user(user) is True
+    assert user.state["exchanged"]["eos"]["expires_at"] > time.time() + 1000
+
+
+async def test_refused_refresh_token_logs_the_user_out_and_says_why(iam, auth, user, caplog):
+    caplog.set_level(logging.DEBUG)
+    expire(user, "eos", access=True)
+    iam.refresh_token = "the-provider-revoked-the-old-one"
+    assert await auth.refresh_user(user) is False
+    assert "refused the refresh token" in caplog.text and "invalid_grant" in caplog.text
+    for token in iam.issued + [user.state["refresh_token"]]:
+        assert token not in caplog.text
+
+
+async def test_other_definitive_errors_do_not_log_out(iam, auth, user):
+    expire(user, "eos", access=True)
+    iam.token.mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
+    assert await auth.refresh_user(user) is True
+
+
+async def test_revoked_access_token_is_refreshed_and_the_exchange_retried(iam, auth, user):
+    iam.revoked.add(user.state["access_token"])
+    expire(user, "eos", "rucio")  # the broad token looks valid by its expiry, but was revoked
+    assert await auth.refresh_user(user) is True
+    assert len(iam.refresh_requests) == 1
+    assert user.state["exchanged"]["eos"]["expires_at"] > time.time() + 1000
+
+
+async def test_one_target_failing_does_not_block_the_other(iam, auth, user):
+    expire(user, "eos", "rucio")
+    old_rucio = user.state["exchanged"]["rucio"]
+    iam.exchange_failures["rucio"] = httpx.Response(503)
+    assert await auth.refresh_user(user) is True
+    assert user.state["exchanged"]["eos"]["expires_at"] > time.time() + 1000
+    assert user.state["exchanged"]["rucio"] == old_rucio
+    assert user.state["exchange_errors"]["rucio"]["error"] == "temporarily_unavailable"
+
+
+async def test_short_lived_tokens_are_renewed_in_their_second_half(iam, user):
+    a = make(refresh_margin=300)
+    iam.exchange_lifetime = 20
+    expire(user, "eos", "rucio", in_seconds=1)
+    await a.refresh_user(user)
+    assert user.state["exchanged"]["eos"]["lifetime"] == 20
+    before = len(iam.exchange_requests)
+    await a.refresh_user(user)  # 20 s left of 20: not due despite the 300 s margin
+    assert len(iam.exchange_requests) == before
+
+
+async def test_a_new_login_resets_the_schedule(iam, auth, user):
+    iam.exchange_failures["rucio"] = httpx.Response(503)
+    expire(user, "eos", "rucio")
+    await auth.refresh_user(user)  # rucio fails: backoff for this user
+    assert auth.renewer._backoff[user.name].failures == 1
+    iam.exchange_failures.clear()
+    await auth.authenticate(FakeHandler())  # the user signs in again
+    assert user.name not in auth.renewer._backoff and user.name not in auth.renewer._next_due
