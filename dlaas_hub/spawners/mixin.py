@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jupyterhub.traitlets import Callable
 from jupyterhub.utils import maybe_future
+from tornado import web
 from traitlets import Bool, Dict, Float, HasTraits, List, Unicode, Union, default
 
 from ..auth.identity import shown
@@ -188,10 +189,23 @@ class DLaaSSpawnerMixin(HasTraits):
     async def get_options_form(self):
         # The last choice is kept as the next form's selection: one the user may not (or no longer)
         # use would leave the form with nothing selected, so the default is selected instead.
-        slug = (self.user_options or {}).get("profile")
-        if slug and not self.active and slug not in {p.slug for p in self.allowed_profiles()}:
-            self.user_options = {k: v for k, v in self.user_options.items() if k != "profile"}
+        if not self.active:
+            self.forget_unusable_choice()
         return await super().get_options_form()
+
+    def forget_unusable_choice(self) -> None:
+        """Drop a profile the user may not (or no longer) use from the options kept for next time.
+
+        JupyterHub keeps a start's options before the start, refused or not, and reuses them when a
+        later start brings none (an API call without a body): that start gets the default instead.
+        """
+        slug = (self.user_options or {}).get("profile")
+        if not slug or slug in {p.slug for p in self.allowed_profiles()}:
+            return
+        self.user_options = {k: v for k, v in self.user_options.items() if k != "profile"}
+        orm_spawner = getattr(self, "orm_spawner", None)
+        if orm_spawner is not None:
+            orm_spawner.user_options = dict(self.user_options)
 
     def selected_profile(self) -> Profile | None:
         """The profile named in user_options, checked on the hub's side.
@@ -335,7 +349,11 @@ class DLaaSSpawnerMixin(HasTraits):
 
     async def run_pre_spawn_hook(self):
         """Check the profile choice, prepare mounts, env and credentials, then the operator's hook."""
-        self._dlaas_profile = self.selected_profile()
+        try:
+            self._dlaas_profile = self.selected_profile()
+        except web.HTTPError:
+            self.forget_unusable_choice()  # JupyterHub commits it as it cleans up the failed start
+            raise
         self._record_profile(self._dlaas_profile)
         self._dlaas_mounts = self.mounts_for(self._dlaas_profile)
         # JupyterHub skips refresh_pre_spawn when auth_refresh_age is 0: renew here in any case.

@@ -146,3 +146,16 @@ async def test_no_profile_chosen_starts_the_default_and_records_it(tmp_path):
     assert spawner.user_options == {"profile": "minimal"}
     assert spawner.running_profile().slug == "minimal"
 
+
+async def test_a_refused_choice_is_not_kept_for_the_next_start(tmp_path):
+    from tornado import web
+
+    orm_spawner = SimpleNamespace(name="", server=None, user_options={"profile": "ska-sdc1"})
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]))
+    spawner.orm_spawner = orm_spawner
+    spawner.user_options = {"profile": "ska-sdc1"}
+    with pytest.raises(web.HTTPError):
+        await spawner.run_pre_spawn_hook()
+    assert orm_spawner.user_options == {} and spawner.user_options == {}
+    await spawner.run_pre_spawn_hook()  # the next start without a choice: her default
+    assert spawner.running_profile().slug == "minimal" and orm_spawner.user_options == {"profile": "minimal"}
