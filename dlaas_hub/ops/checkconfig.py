@@ -15,11 +15,12 @@ from pathlib import Path
 import yaml
 from traitlets.config import Config, PyFileConfigLoader
 
+from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import load_directory
 from ..tokens.exchange import ExchangeTarget
 
-TOKENS_SCOPE = "custom:dlaas:tokens"
-AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator"}
+AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator",
+                  "dlaas_hub.auth.authenticator.DLaaSAuthenticator"}
 SPAWNERS = {"dlaas-kube": "DLaaSKubeSpawner", "dlaas-local": "DLaaSLocalSpawner",
             "DLaaSKubeSpawner": "DLaaSKubeSpawner", "DLaaSLocalSpawner": "DLaaSLocalSpawner",
             "dlaas_hub.spawners.DLaaSKubeSpawner": "DLaaSKubeSpawner",
@@ -44,6 +45,7 @@ class Deploy:
     source: str  # "python" or "values"
     crypt_key: bool
     profile_list_key: str = "KubeSpawner.profile_list"
+    hub_image: str = ""  # hub.image of Zero-to-JupyterHub values, as the operator's files set it
 
     def section(self, name: str) -> dict:
         return dict(self.config[name]) if name in self.config else {}
@@ -82,8 +84,10 @@ def load_values(paths: list[Path]) -> Deploy:
     profile_list = (values.get("singleuser") or {}).get("profileList")
     if profile_list:
         config.KubeSpawner.profile_list = profile_list
+    image = hub.get("image") or {}
+    hub_image = f"{image.get('name')}:{image.get('tag')}" if isinstance(image, dict) and image.get("name") else ""
     # The chart seeds hub.config.CryptKeeper.keys in its Secret when the values give none.
-    return Deploy(config, "values", True, "singleuser.profileList")
+    return Deploy(config, "values", True, "singleuser.profileList", hub_image)
 
 
 def check(deploy: Deploy, *, profiles_dir: Path | None = None) -> list[Finding]:
@@ -169,6 +173,7 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
     if cls == "DLaaSKubeSpawner" and deploy.section("KubeSpawner").get("profile_list"):
         findings.append(Finding("error", deploy.profile_list_key,
                                 "must stay empty: DLaaSKubeSpawner lists the profiles of profiles_dir by group"))
+    findings += _check_agent_image(deploy, cls, spawner)
     directory = profiles_dir or (Path(spawner["profiles_dir"]) if spawner.get("profiles_dir") else None)
     profiles = []
     if directory is None:
@@ -189,6 +194,21 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
                                 f"Rucio replica mode (profiles {', '.join(replica) or 'by default'}) needs "
                                 f"{' and '.join(missing)}"))
     return findings
+
+
+def _check_agent_image(deploy: Deploy, cls: str, spawner: dict) -> list[Finding]:
+    """The token agent sidecar needs an image with dlaas-hub: token_agent_image, or the hub's own."""
+    if cls != "DLaaSKubeSpawner" or spawner.get("token_agent_image") or spawner.get("token_agent_enabled") is False:
+        return []
+    if deploy.source == "values" and deploy.hub_image:
+        return []
+    if deploy.source == "values":
+        return [Finding("error", "hub.image", "not set, so the hub runs the chart's stock image, which has no "
+                        "dlaas-hub, and DLaaSKubeSpawner.token_agent_image is not set either: build the hub "
+                        "image of helm-values/hub-image and name it here (the token agents run it too)")]
+    return [Finding("warning", f"{cls}.token_agent_image",
+                    "not set: the hub uses hub.image of Zero-to-JupyterHub's values, and refuses to start "
+                    "outside the chart; set it to an image with dlaas-hub installed")]
 
 
 def _check_roles(deploy: Deploy) -> list[Finding]:

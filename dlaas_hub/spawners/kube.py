@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import posixpath
 
+import yaml
 from kubespawner import KubeSpawner
 from traitlets import Bool, Integer, Unicode, default, validate
 
@@ -12,6 +13,20 @@ from .mixin import DLaaSSpawnerMixin
 
 TOKEN_VOLUME = "dlaas-credentials"
 READY_MARKER = ".dlaas-ready"
+
+
+def hub_image_from_chart(path: str) -> str:
+    """``hub.image`` (``name:tag``) of the Zero-to-JupyterHub values at ``path``; "" when unknown."""
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return ""
+    image = ((values or {}).get("hub") or {}).get("image") if isinstance(values, dict) else None
+    if not isinstance(image, dict) or not isinstance(image.get("name"), str) or not image["name"]:
+        return ""
+    tag = image.get("tag")
+    return f"{image['name']}:{tag}" if isinstance(tag, (str, int, float)) and str(tag) else image["name"]
 
 
 class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
@@ -27,9 +42,21 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
 
     token_agent_image = Unicode(
         config=True,
-        help="Image of the token agent sidecar: any image with dlaas-hub installed, by default the hub's own "
-             "(Zero-to-JupyterHub: hub.image). Required for credential delivery.",
+        help="""Image of the token agent sidecar: any image with dlaas-hub installed. Default: the hub's own
+        image, as Zero-to-JupyterHub's values name it (``hub.image``, read from :attr:`chart_values_file`).
+        Never the profile's notebook image, which has no dlaas-hub: when no image is known, the hub
+        refuses to start, naming this setting.""",
     )
+    chart_values_file = Unicode(
+        "/usr/local/etc/jupyterhub/secret/values.yaml",
+        config=True,
+        help="Where Zero-to-JupyterHub mounts its values in the hub pod; ``hub.image`` there is the default "
+             "of :attr:`token_agent_image`.",
+    )
+
+    def agent_image(self) -> str:
+        """:attr:`token_agent_image`, or else the hub's own image from the chart's values ("" if unknown)."""
+        return self.token_agent_image or hub_image_from_chart(self.chart_values_file)
     token_agent_enabled = Bool(True, config=True, help="Run the token agent sidecar in every user pod.")
     credentials_mount_path = Unicode(
         "/var/run/dlaas",
@@ -67,6 +94,12 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
 
     def startup_problems(self) -> list[str]:
         problems = super().startup_problems()
+        if self.token_agent_enabled and not self.agent_image():
+            problems.append(
+                f"{type(self).__name__}.token_agent_image: not set, and the hub's own image is not known (no "
+                f"Zero-to-JupyterHub values with hub.image at {self.chart_values_file}). Set it to the hub image "
+                "built from helm-values/hub-image, which has dlaas-hub installed: the token agent cannot run in "
+                "a profile's notebook image, and servers would never get their tokens.")
         if self.profile_list != self.dlaas_profile_list:
             problems.append(
                 "KubeSpawner.profile_list (Zero-to-JupyterHub: singleuser.profileList) must stay empty with "
@@ -112,7 +145,7 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
     def token_agent_container(self) -> dict:
         """The native sidecar: same uid as the notebook, no privileges, read-only root filesystem."""
         uid = self.uid if isinstance(self.uid, int) else 1000
-        image = self.token_agent_image or self.image
+        image = self.agent_image()
         ready = posixpath.join(self.credentials_dir, READY_MARKER)
         return {
             "name": "dlaas-token-agent",

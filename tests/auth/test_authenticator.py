@@ -465,7 +465,8 @@ async def test_the_spawners_rucio_account_claim_is_a_claim_a_login_needs(iam):
         spawner_class = DLaaSKubeSpawner
 
     config = Config()
-    for key, value in {"profiles_dir": str(PROFILES), **RUCIO_CONFIG, "rucio_account": "rucio_name"}.items():
+    for key, value in {"profiles_dir": str(PROFILES), **RUCIO_CONFIG, "rucio_account": "rucio_name",
+                       "token_agent_image": "registry.example.org/dlaas/dlaas-hub:0.1.0"}.items():
         config.DLaaSKubeSpawner[key] = value
     a = make()
     a.parent = Hub(config=config)

@@ -118,3 +118,18 @@ def test_unreadable_input_is_a_clear_error(capsys, tmp_path):
     broken.write_text("hub: [unclosed\n")
     code = main(["check-config", str(broken)])
     assert code == 2 and "cannot read the configuration" in capsys.readouterr().err
+
+
+def test_the_token_agent_image_may_be_left_to_the_hubs_own(capsys, tmp_path, secrets):
+    def no_agent_image(values):
+        del values["hub"]["config"]["DLaaSKubeSpawner"]["token_agent_image"]
+
+    code, out = run(capsys, values_file(tmp_path, no_agent_image), secrets, "--profiles", PROFILES)
+    assert code == 0 and "0 error(s), 0 warning(s)" in out, out
+
+    def no_image_at_all(values):
+        no_agent_image(values)
+        del values["hub"]["image"]
+
+    code, out = run(capsys, values_file(tmp_path, no_image_at_all), secrets, "--profiles", PROFILES)
+    assert code == 1 and "error: hub.image: not set, so the hub runs the chart's stock image" in out, out

@@ -5,6 +5,7 @@ jupyterhub_config.py maps them to traitlets config (tests/z2jh.py does what the 
 we touch), JupyterHub resolves the entry points, and the authenticator and spawner are built from that.
 """
 
+import copy
 import json
 import os
 import re
@@ -98,10 +99,24 @@ MEMBERS = {
 }
 
 
-def hub_app(values) -> JupyterHub:
-    """JupyterHub's application with the chart's config: it resolves the entry points as a deploy does."""
+def hub_app(values, values_file: Path | None = None) -> JupyterHub:
+    """JupyterHub's application with the chart's config: it resolves the entry points as a deploy does.
+
+    With ``values_file``, the merged values are written there as the chart mounts them in the hub pod
+    (its Secret's ``values.yaml``), and the spawner reads them from there.
+    """
     config = z2jh.hub_config(values, crypt_keys=CRYPT_KEYS)
+    if values_file is not None:
+        values_file.write_text(yaml.safe_dump(values))
+        config.DLaaSKubeSpawner.chart_values_file = str(values_file)
     return JupyterHub(config=config)
+
+
+def without_token_agent_image(values: dict) -> dict:
+    """The values as an operator writes them who leaves token_agent_image out, as the docs allow."""
+    values = copy.deepcopy(values)
+    del values["hub"]["config"]["DLaaSKubeSpawner"]["token_agent_image"]
+    return values
 
 
 async def sign_in(app, groups) -> tuple[object, dict]:
@@ -178,6 +193,29 @@ async def test_the_shipped_values_turn_on_named_servers_each_with_its_pod_and_vo
         kubernetes_validate.validate(pod, "1.33", strict=True)
         agent = next(c for c in pod["spec"]["initContainers"] if c["name"] == "dlaas-token-agent")
         assert {"name": "JUPYTERHUB_SERVER_NAME", "value": server} in agent["env"]
+
+
+async def test_the_token_agent_runs_in_the_hubs_own_image_when_none_is_set(chart, crypt_key, tmp_path):
+    values = without_token_agent_image(deployed(chart, AS_IN_THE_IMAGE))
+    app = hub_app(values, values_file=tmp_path / "values.yaml")
+    check_spawner_config(app)
+    authenticator, model = await sign_in(app, ["/escape"])
+    try:
+        _, pod = await pod_for(app, authenticator, model, "root")
+    finally:
+        await authenticator.iam_client.aclose()
+    agent = next(c for c in pod["spec"]["initContainers"] if c["name"] == "dlaas-token-agent")
+    hub_image = f"{VALUES['hub']['image']['name']}:{VALUES['hub']['image']['tag']}"
+    assert agent["image"] == hub_image
+    notebook = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+    assert notebook["image"] != hub_image
+
+
+async def test_no_known_image_for_the_token_agent_is_a_start_up_error_naming_it(chart, crypt_key, tmp_path):
+    app = hub_app(without_token_agent_image(deployed(chart, AS_IN_THE_IMAGE)), values_file=None)
+    app.config.DLaaSKubeSpawner.chart_values_file = str(tmp_path / "not-mounted.yaml")
+    with pytest.raises(ConfigError, match=r"DLaaSKubeSpawner\.token_agent_image: not set, and the hub's own image"):
+        check_spawner_config(app)
 
 
 async def test_a_chart_profile_list_is_a_start_up_error_naming_it(chart, crypt_key):

@@ -23,7 +23,8 @@ HUB_API_TOKEN = "hub-api-token-for-this-server"
 def make_spawner(user=None, name="", **settings):
     config = Config()
     config.DLaaSKubeSpawner.profiles_dir = str(PROFILES)
-    config.DLaaSKubeSpawner.token_agent_image = "quay.io/dlaas-hub/hub:0.1.0"
+    if "token_agent_image" not in settings:
+        config.DLaaSKubeSpawner.token_agent_image = "quay.io/dlaas-hub/hub:0.1.0"
     config.DLaaSKubeSpawner.uid = 1000
     config.DLaaSKubeSpawner.fs_gid = 100
     for key, value in {**RUCIO_CONFIG, **settings}.items():
@@ -366,3 +367,27 @@ async def test_the_form_shows_each_profiles_cpu_memory_and_image():
             'guaranteed, up to 16 GiB · Image: gitlab-registry.cern.ch/escape-wp2/docker-images/'
             'datalake-singleuser-ska-sdc1:v1.1.0</small></p>') in form
     assert form.count('class="dlaas-profile-resources"') == len(make_spawner().allowed_profiles())
+
+
+async def test_the_hubs_image_is_read_from_the_charts_values(tmp_path):
+    from dlaas_hub.spawners.kube import hub_image_from_chart
+
+    values = tmp_path / "values.yaml"
+    values.write_text("hub:\n  image:\n    name: registry.example.org/dlaas/dlaas-hub\n    tag: '0.2.0'\n")
+    assert hub_image_from_chart(str(values)) == "registry.example.org/dlaas/dlaas-hub:0.2.0"
+    spawner = make_spawner(token_agent_image="", chart_values_file=str(values))  # empty: as if unset
+    assert spawner.startup_problems() == []
+    pod = await build_pod(spawner, "root")
+    assert container(pod, "dlaas-token-agent")["image"] == "registry.example.org/dlaas/dlaas-hub:0.2.0"
+    for broken in ("hub: [", "hub:\n  image: nope\n", "[]"):
+        values.write_text(broken)
+        assert hub_image_from_chart(str(values)) == ""
+    assert hub_image_from_chart(str(tmp_path / "missing.yaml")) == ""
+
+
+async def test_without_a_token_agent_image_the_hub_refuses_to_start(tmp_path):
+    spawner = make_spawner(token_agent_image="", chart_values_file=str(tmp_path / "missing.yaml"))
+    [problem] = spawner.startup_problems()
+    assert problem.startswith("DLaaSKubeSpawner.token_agent_image: not set")
+    assert make_spawner(token_agent_image="", token_agent_enabled=False,
+                        chart_values_file=str(tmp_path / "missing.yaml")).startup_problems() == []

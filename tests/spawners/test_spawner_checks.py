@@ -18,6 +18,8 @@ from .test_local_spawner import make as make_local
 
 def app(spawner_class, **settings):
     config = Config()
+    if spawner_class is DLaaSKubeSpawner:
+        settings.setdefault("token_agent_image", "registry.example.org/dlaas/dlaas-hub:0.1.0")
     for key, value in {"profiles_dir": str(PROFILES), **RUCIO_CONFIG, **settings}.items():
         config[spawner_class.__name__][key] = value
     return SimpleNamespace(config=config, spawner_class=spawner_class)
