@@ -7,16 +7,21 @@ started and no provider is asked.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from traitlets import HasTraits, TraitError
 from traitlets.config import Config, PyFileConfigLoader
 
+from ..auth.authenticator import DLaaSAuthenticator
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import load_directory
+from ..spawners import DLaaSKubeSpawner, DLaaSLocalSpawner
 from ..tokens.exchange import ExchangeTarget
 
 AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator",
@@ -57,7 +62,10 @@ def _class_name(value) -> str:
 
 def load_python(path: Path, environ=os.environ) -> Deploy:
     loader = PyFileConfigLoader(path.name, path=str(path.parent))
-    config = loader.load_config()
+    try:
+        config = loader.load_config()
+    except Exception as e:  # noqa: BLE001 - whatever the operator's file raises, say which file and why
+        raise ShapeError(f"{path}: running it failed: {type(e).__name__}: {e}") from None
     keys = config.CryptKeeper.keys if "keys" in config.get("CryptKeeper", {}) else []
     return Deploy(config, "python", bool(keys) or bool(environ.get("JUPYTERHUB_CRYPT_KEY")))
 
@@ -71,15 +79,37 @@ def _merge(base, override):
     return override
 
 
+class ShapeError(ValueError):
+    """A file whose structure is not a configuration at all; the message names the file and key."""
+
+
+class UnreadableError(ValueError):
+    """A file that cannot be parsed; the message names it."""
+
+
+def _mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ShapeError(f"{where}: must be a mapping of settings, not a {type(value).__name__}")
+    return value
+
+
 def load_values(paths: list[Path]) -> Deploy:
     values: dict = {}
     for path in paths:
-        values = _merge(values, yaml.safe_load(path.read_text()) or {})
-    hub = values.get("hub") or {}
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise UnreadableError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        values = _merge(values, _mapping(loaded, f"{path}: the top level"))
+    hub = _mapping(values.get("hub"), "hub")
     config = Config()
-    for section, settings in (hub.get("config") or {}).items():
-        config[section].update(settings or {})
-    roles = hub.get("loadRoles") or {}
+    for section, settings in _mapping(hub.get("config"), "hub.config").items():
+        config[section].update(_mapping(settings, f"hub.config.{section}"))
+    roles = _mapping(hub.get("loadRoles"), "hub.loadRoles")
     config.JupyterHub.load_roles = [{"name": name, **(role or {})} for name, role in roles.items()]
     profile_list = (values.get("singleuser") or {}).get("profileList")
     if profile_list:
@@ -90,9 +120,52 @@ def load_values(paths: list[Path]) -> Deploy:
     return Deploy(config, "values", True, "singleuser.profileList", hub_image)
 
 
+#: The classes whose settings are checked by name and type.
+CHECKED_CLASSES = {cls.__name__: cls for cls in (DLaaSAuthenticator, DLaaSKubeSpawner, DLaaSLocalSpawner)}
+
+
+def _setting_findings(deploy: Deploy) -> list[Finding]:
+    """Unknown settings (with the likely intended one), wrong types, and misspelled class names."""
+    findings = []
+    for section in sorted(deploy.config):
+        if section not in CHECKED_CLASSES:
+            close = difflib.get_close_matches(section, CHECKED_CLASSES, n=1, cutoff=0.85)
+            if close:
+                findings.append(Finding("error", section, f"no such class: did you mean {close[0]}? "
+                                                          "Its settings here are ignored"))
+            continue
+        cls = CHECKED_CLASSES[section]
+        traits = cls.class_traits(config=True)
+        for key, value in deploy.config[section].items():
+            setting = f"{section}.{key}"
+            if key not in traits:
+                close = difflib.get_close_matches(key, traits, n=1, cutoff=0.75)
+                hint = f": did you mean {close[0]}?" if close else ""
+                findings.append(Finding("error", setting, f"{cls.__name__} has no such setting{hint} "
+                                                          "It would be ignored"))
+                continue
+            why = _type_problem(key, traits[key], value)
+            if why:
+                findings.append(Finding("error", setting, why))
+    return findings
+
+
+def _type_problem(name: str, trait, value) -> str | None:
+    """Why ``value`` does not fit ``trait``, as traitlets would refuse it when the hub starts."""
+    probe_class = type("Probe", (HasTraits,), {name: copy.deepcopy(trait)})
+    try:
+        setattr(probe_class(), name, value)
+    except TraitError as e:
+        kind = type(value).__name__
+        return f"a {kind} where {trait.info()} is expected ({str(e).splitlines()[0][:160]})"
+    except Exception:  # noqa: BLE001 - a trait whose own validation needs the hub: not checked here
+        return None
+    return None
+
+
 def check(deploy: Deploy, *, profiles_dir: Path | None = None) -> list[Finding]:
     """Every problem found, errors first."""
-    findings: list[Finding] = []
+    findings: list[Finding] = _setting_findings(deploy)
     hub = deploy.section("JupyterHub")
     if _class_name(hub.get("authenticator_class", "")) not in AUTHENTICATORS:
         findings.append(Finding("warning", "JupyterHub.authenticator_class",
@@ -119,6 +192,8 @@ def _check_authenticator(deploy: Deploy) -> list[Finding]:
     if auth.get("enable_auth_state") is False:
         findings.append(Finding("error", "DLaaSAuthenticator.enable_auth_state", "must stay True"))
     targets = auth.get("exchange_targets") or {}
+    if not isinstance(targets, dict):
+        return findings  # reported as a wrong type
     if not targets:
         findings.append(Finding("warning", "DLaaSAuthenticator.exchange_targets",
                                 "empty: servers get no storage token"))
@@ -135,6 +210,15 @@ def _group_style(auth: dict) -> str | None:
     return {"wlcg.groups": "path", "groups": "name"}.get(claim) if isinstance(claim, str) else None
 
 
+def _as_group_set(value) -> set[str]:
+    """Groups as the authenticator reads them: traitlets makes a lone string a set of one."""
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(g, str) for g in value):
+        return set(value)
+    return set()  # anything else is reported as a wrong type
+
+
 def _check_groups(auth: dict, profiles) -> list[Finding]:
     """Groups a login can never carry: paths where the claim gives names, or names where it gives paths."""
     style = _group_style(auth)
@@ -148,11 +232,12 @@ def _check_groups(auth: dict, profiles) -> list[Finding]:
 
     expect = "paths such as /escape/ska" if style == "path" else "names such as escape/ska"
     for key in ("allowed_groups", "admin_groups"):
-        for group in sorted(auth.get(key) or []):
+        groups = _as_group_set(auth.get(key))
+        for group in sorted(groups):
             if misfit(group):
                 findings.append(Finding("error", f"DLaaSAuthenticator.{key}",
                                         f"{group!r} can never match: groups_claim {claim!r} gives {expect}"))
-    allowed = set(auth.get("allowed_groups") or [])
+    allowed = _as_group_set(auth.get("allowed_groups"))
     for profile in profiles:
         for group in profile.allowed_groups:
             if misfit(group):
@@ -174,7 +259,8 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
         findings.append(Finding("error", deploy.profile_list_key,
                                 "must stay empty: DLaaSKubeSpawner lists the profiles of profiles_dir by group"))
     findings += _check_agent_image(deploy, cls, spawner)
-    directory = profiles_dir or (Path(spawner["profiles_dir"]) if spawner.get("profiles_dir") else None)
+    configured = spawner.get("profiles_dir")
+    directory = profiles_dir or (Path(configured) if isinstance(configured, str) and configured else None)
     profiles = []
     if directory is None:
         findings.append(Finding("warning", f"{cls}.profiles_dir", "not set: profiles come from inline profiles"))
@@ -186,7 +272,7 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
         profiles, errors = load_directory(directory)
         findings += [Finding("error", f"{cls}.profiles_dir", str(e)) for e in errors]
     findings += _check_groups(deploy.section("DLaaSAuthenticator"), profiles)
-    instance = spawner.get("rucio_instance") or {}
+    instance = spawner.get("rucio_instance") if isinstance(spawner.get("rucio_instance"), dict) else {}
     replica = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"]
     missing = [k for k in ("destination_rse", "rse_mount_path") if not instance.get(k)]
     if spawner.get("rucio_host") and missing and (replica or not profiles):
@@ -236,7 +322,14 @@ def main(args) -> int:
             deploy = load_python(paths[0])
         else:
             deploy = load_values(paths)
-    except (yaml.YAMLError, SyntaxError, OSError) as e:
+    except ShapeError as e:
+        print(f"error: {e}")
+        print(f"1 error(s), 0 warning(s) in {', '.join(map(str, paths))}")
+        return 1
+    except UnreadableError as e:
+        print(f"error: cannot read the configuration: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
         print(f"error: cannot read the configuration: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     findings = check(deploy, profiles_dir=Path(args.profiles) if args.profiles else None)

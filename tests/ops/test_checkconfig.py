@@ -117,7 +117,8 @@ def test_unreadable_input_is_a_clear_error(capsys, tmp_path):
     broken = tmp_path / "v.yaml"
     broken.write_text("hub: [unclosed\n")
     code = main(["check-config", str(broken)])
-    assert code == 2 and "cannot read the configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot read the configuration: {broken}: not valid YAML" in err, err
 
 
 def test_the_token_agent_image_may_be_left_to_the_hubs_own(capsys, tmp_path, secrets):
@@ -133,3 +134,60 @@ def test_the_token_agent_image_may_be_left_to_the_hubs_own(capsys, tmp_path, sec
 
     code, out = run(capsys, values_file(tmp_path, no_image_at_all), secrets, "--profiles", PROFILES)
     assert code == 1 and "error: hub.image: not set, so the hub runs the chart's stock image" in out, out
+
+
+def test_misspelled_settings_and_classes_are_errors_naming_the_intended_one(capsys, tmp_path, secrets):
+    def typos(values):
+        config = values["hub"]["config"]
+        config["DLaaSAuthenticator"]["allowed_group"] = ["/escape"]
+        config["DLaaSAuthenticator"]["exchange_target"] = {}
+        config["DLaaSKubeSpawner"]["profile_dir"] = "/x"
+        config["DLaaSKubeSpawner"]["rucio_hots"] = "https://rucio.example"
+        config["DLaaSAuthenticatr"] = {"client_id": "x"}
+
+    code, out = run(capsys, values_file(tmp_path, typos), secrets, "--profiles", PROFILES)
+    assert code == 1, out
+    for line in ("error: DLaaSAuthenticator.allowed_group: DLaaSAuthenticator has no such setting: did you mean "
+                 "allowed_groups?", "error: DLaaSAuthenticator.exchange_target: DLaaSAuthenticator has no such "
+                 "setting: did you mean exchange_targets?", "error: DLaaSKubeSpawner.profile_dir: "
+                 "DLaaSKubeSpawner has no such setting: did you mean profiles_dir?",
+                 "error: DLaaSKubeSpawner.rucio_hots: DLaaSKubeSpawner has no such setting: did you mean rucio_host?",
+                 "error: DLaaSAuthenticatr: no such class: did you mean DLaaSAuthenticator?"):
+        assert line in out, out
+
+
+def test_wrong_types_name_the_setting_and_a_lone_group_is_read_as_the_hub_reads_it(capsys, tmp_path, secrets):
+    def wrong(values):
+        config = values["hub"]["config"]
+        config["DLaaSAuthenticator"]["exchange_targets"] = ["eos"]
+        config["DLaaSAuthenticator"]["allowed_groups"] = "/myvo"
+        config["DLaaSKubeSpawner"]["datalake_mounts"] = "eos"
+
+    code, out = run(capsys, values_file(tmp_path, wrong), secrets, "--profiles", PROFILES)
+    assert code == 1, out
+    assert "error: DLaaSAuthenticator.exchange_targets: a list where a dict is expected" in out
+    assert "error: DLaaSKubeSpawner.datalake_mounts: a str where a list" in out
+    assert "Traceback" not in out
+    # "/myvo" is one group, as traitlets makes it: never four one-letter ones
+    assert "'/'" not in out and "'m'" not in out
+    assert "'/escape/ska' is outside DLaaSAuthenticator.allowed_groups ['/myvo']" in out
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("- a\n- b\n", "the top level: must be a mapping of settings, not a list"),
+    ("hub:\n  - config\n", "hub: must be a mapping of settings, not a list"),
+    ("hub:\n  config:\n    DLaaSAuthenticator: [x]\n", "hub.config.DLaaSAuthenticator: must be a mapping"),
+])
+def test_a_file_that_is_no_configuration_names_the_file_and_key(capsys, tmp_path, content, expected):
+    path = tmp_path / "broken.yaml"
+    path.write_text(content)
+    code, out = run(capsys, path)
+    assert code == 1 and expected in out and "Traceback" not in out, out
+    assert str(path) in out
+
+
+def test_a_config_file_that_fails_to_run_is_named(capsys, tmp_path):
+    path = tmp_path / "jupyterhub_config.py"
+    path.write_text("import no_such_module_here\n")
+    code, out = run(capsys, path)
+    assert code == 1 and f"{path}: running it failed: ModuleNotFoundError" in out, out
