@@ -195,7 +195,13 @@ def test_scientist_journey(hub, browser, artifacts):
     # The home page: stop the server from the control panel; the token page is linked.
     page.goto(f"{hub.url}/hub/home")
     assert page.locator("#dlaas-tokens-link a").count() == 1
-    page.locator("#stop").click()
+    # The buttons work once the page's script has run (requirejs loads it after the load event):
+    # a click before that does nothing, as it would for a very quick scientist.
+    page.wait_for_function("() => window.require && require.defined && require.defined('home')", timeout=30_000)
+    with page.expect_response(lambda r: r.request.method == "DELETE" and "/users/mariaska/server" in r.url,
+                              timeout=60_000) as stopped:
+        page.locator("#stop").click()
+    assert stopped.value.status in (202, 204), (stopped.value.status, stopped.value.text())
     page.wait_for_function("() => !document.querySelector('#stop') || document.querySelector('#stop')"
                            ".offsetParent === null", timeout=60_000)
     deadline = time.monotonic() + 30
