@@ -30,12 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profiles", metavar="DIR",
                        help="the profiles folder the hub will read (default: the configured profiles_dir)")
 
-    profiles = commands.add_parser("profiles", help="check or render the experiments' profiles")
+    profiles = commands.add_parser("profiles", help="check the experiments' profiles")
     profile_commands = profiles.add_subparsers(dest="profiles_command", required=True)
     validate = profile_commands.add_parser("validate", help="report every error, with file and key")
     validate.add_argument("directory", nargs="?", default="profiles")
-    render = profile_commands.add_parser("render", help="print the profiles as Zero-to-JupyterHub values")
-    render.add_argument("directory", nargs="?", default="profiles")
     return parser
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .messages import explain
+
 log = logging.getLogger(__name__)
 
 RUCIO_MODES = ("replica", "download")
@@ -155,12 +157,35 @@ class Profile:
 
 
 def validate_document(doc, source: str) -> list[ProfileError]:
-    """Every schema error of one profile document."""
-    validator = jsonschema.Draft202012Validator(profile_schema())
+    """Every problem of one profile document, in words, each with its key's path."""
+    schema = profile_schema()
+    validator = jsonschema.Draft202012Validator(schema)
     errors = []
-    for error in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        key = ".".join(str(p) for p in error.absolute_path)
-        errors.append(ProfileError(source, key, error.message))
+    for error in validator.iter_errors(doc):
+        errors += [ProfileError(source, key, message) for key, message in explain(error, schema)]
+    errors.sort(key=lambda e: e.key)
+    if not errors:
+        errors += _contradictions(doc, source)
+    return errors
+
+
+def memory_bytes(value: str) -> float:
+    """A schema-valid memory size in bytes; kubespawner reads K, M, G, T as powers of 1024."""
+    text = str(value).removesuffix("i")
+    unit = text[-1] if text[-1] in "KMGT" else ""
+    return float(text[:-1] if unit else text) * 1024 ** ("KMGT".index(unit) + 1 if unit else 0)
+
+
+def _contradictions(doc: dict, source: str) -> list[ProfileError]:
+    """What the schema cannot see: a request above its limit, which Kubernetes refuses at every start."""
+    resources = doc.get("resources", {})
+    errors = []
+    for what, low, high, size in (("CPU", "cpu_request", "cpu_limit", float),
+                                  ("memory", "mem_request", "mem_limit", memory_bytes)):
+        if low in resources and high in resources and size(resources[low]) > size(resources[high]):
+            errors.append(ProfileError(source, f"resources.{low}",
+                                       f"{resources[low]} is more than {high} ({resources[high]}): Kubernetes "
+                                       f"refuses a {what} request above its limit, so the server could never start"))
     return errors
 
 
@@ -179,8 +204,9 @@ def load_file(path: Path) -> tuple[Profile | None, list[ProfileError]]:
         return None, [ProfileError(source, "", f"cannot read the file ({type(e).__name__})")]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        return None, [ProfileError(source, "", f"not valid YAML{where}")]
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+        return None, [ProfileError(source, "", f"not valid YAML{where}: {reason}")]
     return parse_profile(doc, source)
 
 
@@ -202,13 +228,18 @@ def check_catalog(profiles: list[Profile]) -> tuple[list[Profile], list[ProfileE
     return kept, errors
 
 
+def is_profile_file(path: Path) -> bool:
+    """``*.yaml`` or ``*.yml`` in any case: a ``SKA.YAML`` is a profile too, not silently left out."""
+    return path.suffix.lower() in (".yaml", ".yml") and not path.name.startswith(".")
+
+
 def load_directory(directory: Path) -> tuple[list[Profile], list[ProfileError]]:
     """Every ``*.yaml``/``*.yml`` file of ``directory``, in file-name order; broken files are skipped."""
     profiles, errors = [], []
     directory = Path(directory)
     if not directory.is_dir():
         return [], [ProfileError(str(directory), "", "profiles directory not found")]
-    for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
+    for path in sorted(p for p in directory.iterdir() if is_profile_file(p) and p.is_file()):
         profile, problems = load_file(path)
         errors += problems
         if profile:
@@ -241,7 +272,7 @@ class ProfileCatalog:
     def _current_signature(self):
         try:
             return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                                for p in self.directory.iterdir() if p.suffix in (".yaml", ".yml")))
+                                for p in self.directory.iterdir() if is_profile_file(p)))
         except OSError:
             return None
 

@@ -49,18 +49,40 @@ def test_schema_is_published_in_docs():
     assert yaml.safe_load((root / "docs" / included).read_text()) == profile_schema()
 
 
+def test_experiments_page_describes_every_field_in_prose_before_the_schema():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "experiments.md").read_text()
+    prose = page.split("```{literalinclude}", 1)[0]
+    schema = profile_schema()
+    for name in schema["properties"]:
+        marker = f"`{name}` (required)" if name in schema["required"] else f"\n`{name}`\n"
+        assert marker in prose, name
+
+
 @pytest.mark.parametrize("change,key,message", [
-    ({"slug": "Bad Slug"}, "slug", "does not match"),
-    ({"image": "no-tag"}, "image", "does not match"),
-    ({"resources": {"cpu_limit": -1}}, "resources.cpu_limit", "less than or equal"),
-    ({"resources": {"mem_limit": "lots"}}, "resources.mem_limit", "does not match"),
-    ({"rucio": {"mode": "stream"}}, "rucio.mode", "is not one of"),
-    ({"env": {"OAUTH2_TOKEN": "x"}}, "env", "should not be valid"),
-    ({"env": {"JUPYTERHUB_API_TOKEN": "x"}}, "env", "should not be valid"),
-    ({"allowed_groups": "/escape"}, "allowed_groups", "is not of type"),
-    ({"colour": "red"}, "", "Additional properties"),
+    ({"slug": "Bad Slug"}, "slug", "'Bad Slug' is not valid: write lower-case letters, digits and '-'"),
+    ({"image": "no-tag"}, "image", "'no-tag' has no tag: name a tag or a digest"),
+    ({"image": "Registry/Img:1"}, "image", "has capital letters"),
+    ({"resources": {"cpu_limit": -1}}, "resources.cpu_limit", "-1 is too small: must be more than 0"),
+    ({"resources": {"mem_limit": "lots"}}, "resources.mem_limit", "'lots' is not a memory size: write a number "
+                                                                  "and a unit"),
+    ({"resources": {"mem_limit": "4GB"}}, "resources.mem_limit", "'4GB' is not a memory size"),
+    ({"resources": {"mem_request": "4"}}, "resources.mem_request", "'4' has no unit and would mean 4 bytes"),
+    ({"resources": {"mem_request": 4}}, "resources.mem_request", "4 is a number without a unit"),
+    ({"resources": {"cpus": 2}}, "resources.cpus", "unknown key: did you mean cpu_request?"),
+    ({"rucio": {"mode": "stream"}}, "rucio.mode", "'stream' is not one of replica, download"),
+    ({"env": {"OAUTH2_TOKEN": "x"}}, "env.OAUTH2_TOKEN", "OAUTH2_TOKEN is set by the hub and cannot be set by a "
+                                                          "profile: it points eosxd at the EOS token file"),
+    ({"env": {"JUPYTERHUB_API_TOKEN": "x"}}, "env.JUPYTERHUB_API_TOKEN", "JupyterHub's own variables"),
+    ({"env": {"MY VAR": "x"}}, "env.MY VAR", "is not a variable name"),
+    ({"allowed_groups": "/escape"}, "allowed_groups", "text where a list is expected"),
+    ({"colour": "red"}, "colour", "unknown key: Keys allowed here: slug, display_name, description, image"),
+    ({"display_name": ""}, "display_name", "must not be empty"),
     ({"mounts": {"add": [{"name": "x", "host_path": "rel", "mount_path": "/x"}]}}, "mounts.add.0.host_path",
-     "does not match"),
+     "'rel' is not valid: write an absolute path"),
+    ({"resources": {"cpu_request": 4, "cpu_limit": 2}}, "resources.cpu_request",
+     "4 is more than cpu_limit (2): Kubernetes refuses a CPU request above its limit"),
+    ({"resources": {"mem_request": "2Gi", "mem_limit": "1024M"}}, "resources.mem_request",
+     "2Gi is more than mem_limit (1024M)"),
 ])
 def test_schema_errors_name_the_key(change, key, message):
     errors = validate_document({**GOOD, **change}, "demo.yaml")
@@ -69,18 +91,38 @@ def test_schema_errors_name_the_key(change, key, message):
     assert str(errors[0]).startswith("demo.yaml")
 
 
+@pytest.mark.parametrize("resources", [{"mem_request": "1G", "mem_limit": "1024M"},
+                                       {"cpu_request": 0.5, "cpu_limit": 0.5, "mem_request": "512Mi"}])
+def test_requests_up_to_the_limit_are_accepted(resources):
+    assert validate_document({**GOOD, "resources": resources}, "x.yaml") == []
+
+
+def test_a_reserved_env_name_is_named_alone():
+    errors = validate_document({**GOOD, "env": {"SCRATCH": "/tmp", "FINE": "yes"}}, "x.yaml")
+    assert [e.key for e in errors] == ["env.SCRATCH"]
+    assert "RUCIO_CONFIG" not in errors[0].message  # which name, not the whole list
+
+
+def test_a_file_that_is_a_list_says_so(tmp_path):
+    write(tmp_path, "x.yaml", "- slug: x\n")
+    _, errors = load_directory(tmp_path)
+    assert str(errors[0]) == ("x.yaml: the file holds a list, not a profile: write a mapping of keys "
+                              "(slug:, display_name:, description:, image:, ...)")
+
+
 @pytest.mark.parametrize("key", ["privileged", "uid", "volumes", "extra_pod_config", "init_containers",
                                  "environment", "token_agent_enabled", "server_token_scopes"])
 def test_overrides_that_weaken_isolation_are_for_operators_only(key):
     errors = validate_document({**GOOD, "kubespawner_override": {key: True}}, "x.yaml")
-    assert errors and errors[0].key == "kubespawner_override"
+    assert errors and errors[0].key == f"kubespawner_override.{key}"
+    assert errors[0].message.startswith("for operators only")
 
 
 def test_profile_option_overrides_have_the_same_restrictions():
     doc = {**GOOD, "profile_options": {"image": {"display_name": "Image", "choices": {
         "root": {"display_name": "Root", "kubespawner_override": {"privileged": True}}}}}}
     errors = validate_document(doc, "x.yaml")
-    assert errors and errors[0].key == "profile_options.image.choices.root.kubespawner_override"
+    assert errors and errors[0].key == "profile_options.image.choices.root.kubespawner_override.privileged"
 
 
 def test_harmless_overrides_are_accepted():
@@ -91,8 +133,8 @@ def test_harmless_overrides_are_accepted():
 
 def test_missing_required_fields_are_all_reported():
     errors = validate_document({"slug": "x"}, "x.yaml")
-    assert len(errors) == 3
-    assert all("is a required property" in e.message for e in errors)
+    assert [(e.key, e.message) for e in errors] == [(k, "required, but missing")
+                                                    for k in ("description", "display_name", "image")]
 
 
 def test_broken_files_are_reported_and_skipped(tmp_path):
@@ -101,10 +143,13 @@ def test_broken_files_are_reported_and_skipped(tmp_path):
     write(tmp_path, "c-bad-schema.yaml", {**GOOD, "slug": "other", "image": "nope"})
     write(tmp_path, "d-not-a-mapping.yaml", "- just\n- a list\n")
     write(tmp_path, "notes.txt", "ignored")
+    write(tmp_path, "e-upper.YAML", {**GOOD, "slug": "upper"})
+    write(tmp_path, "f-upper.YML", {**GOOD, "slug": "upper2"})
+    write(tmp_path, ".g-hidden.yaml", "editor: swap file")
     profiles, errors = load_directory(tmp_path)
-    assert [p.slug for p in profiles] == ["demo"]
+    assert [p.slug for p in profiles] == ["demo", "upper", "upper2"]  # .YAML and .YML are profiles too
     text = [str(e) for e in errors]
-    assert any(t.startswith("b-bad-yaml.yaml: not valid YAML at line") for t in text)
+    assert "b-bad-yaml.yaml: not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'" in text
     assert any(t.startswith("c-bad-schema.yaml: image:") for t in text)
     assert any(t.startswith("d-not-a-mapping.yaml") for t in text)
 
