@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -12,6 +14,35 @@ from ..tokens.http import IAMError, request_json
 def issuers_match(a: str, b: str) -> bool:
     """Compare two issuer identifiers modulo a trailing slash (INDIGO IAM's issuer has one)."""
     return bool(a) and bool(b) and a.rstrip("/") == b.rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def issuer_problem(issuer: str) -> str | None:
+    """Why ``issuer`` cannot be a provider's issuer identifier; None when it can.
+
+    OpenID Connect requires an https URL: tokens, the client secret and refresh tokens travel to
+    it. Plain http is accepted only on the loopback interface, for a development provider.
+    """
+    try:
+        parts = urlsplit(issuer)
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
+        return None
+    if parts.scheme == "http":
+        return ("uses http://: the client secret and every token would cross the network in clear, and the "
+                "provider's issuer is an https URL (plain http only for a development provider on 127.0.0.1)")
+    return "is not an https URL: give the provider's issuer, for example https://iam-escape.cloud.cnaf.infn.it/"
 
 
 def discovery_url(issuer: str) -> str:

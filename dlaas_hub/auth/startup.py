@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 from jupyterhub import orm, scopes
-from jupyterhub.crypto import KEY_ENV, CryptKeeper
+from jupyterhub.crypto import KEY_ENV, CryptKeeper, _validate_key
 
 from ..errors import ConfigError
 from ..hubapi.scopes import TOKENS_SCOPE
+from .discovery import issuer_problem
 
 
 def check_settings(authenticator) -> None:
@@ -16,6 +17,9 @@ def check_settings(authenticator) -> None:
     if not authenticator.oidc_issuer:
         raise ConfigError("DLaaSAuthenticator.oidc_issuer is not set: give the provider's issuer URL, "
                           "for example https://iam-escape.cloud.cnaf.infn.it/")
+    problem = issuer_problem(authenticator.oidc_issuer)
+    if problem:
+        raise ConfigError(f"DLaaSAuthenticator.oidc_issuer {problem}")
     if not authenticator.client_id:
         raise ConfigError("DLaaSAuthenticator.client_id is not set: register a client at the provider")
     if not authenticator.client_secret:
@@ -23,12 +27,38 @@ def check_settings(authenticator) -> None:
     if not authenticator.enable_auth_state:
         raise ConfigError("DLaaSAuthenticator.enable_auth_state must stay True: the exchanged tokens "
                           "and refresh token live in encrypted auth_state")
+    configured = authenticator.config.get("CryptKeeper", {}).get("keys")
+    for where, keys in ((KEY_ENV, os.environ.get(KEY_ENV)), ("CryptKeeper.keys", configured)):
+        problem = crypt_key_problem(keys) if keys else None
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
     if not crypt_key_configured(authenticator.config):
         raise ConfigError(
             f"{KEY_ENV} is not set: DLaaSAuthenticator keeps tokens in encrypted auth_state and the hub "
             f"refuses to start without a key. Make one with `openssl rand -hex 32` and pass it to the hub "
             f"as {KEY_ENV} (on Zero-to-JupyterHub: hub.config.CryptKeeper.keys, or a Secret)."
         )
+
+
+def crypt_key_problem(keys) -> str | None:
+    """Why JupyterHub would refuse these auth_state keys, never showing a key; None when it takes them.
+
+    ``keys`` as the hub reads them: a list (``CryptKeeper.keys``) or a ;-separated string
+    (the environment variable).
+    """
+    if isinstance(keys, str):
+        keys = [k for k in keys.split(";") if k.strip()]
+    if not isinstance(keys, (list, tuple)):
+        return f"a {type(keys).__name__} where a list of keys is expected (YAML: keys: [\"<64 hex digits>\"])"
+    for number, key in enumerate(keys, 1):
+        try:
+            _validate_key(key)
+        except (ValueError, TypeError, UnicodeError):
+            size = f"{len(key)} characters" if isinstance(key, (str, bytes)) else f"a {type(key).__name__}"
+            which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
+            return (f"{which} is {size}, which JupyterHub refuses: a key is 32 bytes, written as 64 hex digits "
+                    "(make one with `openssl rand -hex 32`) or 44 base64 characters")
+    return None
 
 
 def crypt_key_configured(config) -> bool:

@@ -11,7 +11,7 @@ import copy
 import difflib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -19,10 +19,13 @@ from traitlets import HasTraits, TraitError
 from traitlets.config import Config, PyFileConfigLoader
 
 from ..auth.authenticator import DLaaSAuthenticator
+from ..auth.discovery import issuer_problem
+from ..auth.startup import KEY_ENV, crypt_key_problem
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import load_directory
 from ..spawners import DLaaSKubeSpawner, DLaaSLocalSpawner
 from ..tokens.exchange import ExchangeTarget
+from .extraconfig import SnippetError, read_snippets
 
 AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator",
                   "dlaas_hub.auth.authenticator.DLaaSAuthenticator"}
@@ -51,6 +54,7 @@ class Deploy:
     crypt_key: bool
     profile_list_key: str = "KubeSpawner.profile_list"
     hub_image: str = ""  # hub.image of Zero-to-JupyterHub values, as the operator's files set it
+    notes: list = field(default_factory=list)  # findings made while reading the files
 
     def section(self, name: str) -> dict:
         return dict(self.config[name]) if name in self.config else {}
@@ -66,8 +70,22 @@ def load_python(path: Path, environ=os.environ) -> Deploy:
         config = loader.load_config()
     except Exception as e:  # noqa: BLE001 - whatever the operator's file raises, say which file and why
         raise ShapeError(f"{path}: running it failed: {type(e).__name__}: {e}") from None
-    keys = config.CryptKeeper.keys if "keys" in config.get("CryptKeeper", {}) else []
-    return Deploy(config, "python", bool(keys) or bool(environ.get("JUPYTERHUB_CRYPT_KEY")))
+    # Config's attribute access would give dict.keys here: read the item.
+    keys = config["CryptKeeper"]["keys"] if "keys" in config.get("CryptKeeper", {}) else []
+    deploy = Deploy(config, "python", bool(keys) or bool(environ.get(KEY_ENV)))
+    if environ.get(KEY_ENV) and crypt_key_problem(environ[KEY_ENV]):
+        deploy.notes.append(Finding("error", KEY_ENV, crypt_key_problem(environ[KEY_ENV])))
+    deploy.notes += _keys_findings("CryptKeeper.keys", keys)
+    return deploy
+
+
+def _keys_findings(where: str, keys) -> list[Finding]:
+    """CryptKeeper.keys as configured: a list of keys JupyterHub takes (a string is not split there)."""
+    if isinstance(keys, str):
+        return [Finding("error", where, "text where a list of keys is expected: the hub would not start "
+                                        "(YAML: keys: [\"<64 hex digits>\"])")]
+    problem = crypt_key_problem(keys) if keys else None
+    return [Finding("error", where, problem)] if problem else []
 
 
 def _merge(base, override):
@@ -109,6 +127,18 @@ def load_values(paths: list[Path]) -> Deploy:
     config = Config()
     for section, settings in _mapping(hub.get("config"), "hub.config").items():
         config[section].update(_mapping(settings, f"hub.config.{section}"))
+    notes = []
+    keys = _mapping(hub.get("config"), "hub.config").get("CryptKeeper", {}) or {}
+    if isinstance(keys, dict) and keys.get("keys") is not None:
+        notes += _keys_findings("hub.config.CryptKeeper.keys", keys["keys"])
+    # The chart runs hub.extraConfig after hub.config: what its snippets set wins.
+    try:
+        extra, unread = read_snippets(_mapping(hub.get("extraConfig"), "hub.extraConfig"))
+    except SnippetError as e:
+        raise ShapeError(str(e)) from None
+    for section, settings in extra.items():
+        config[section].update(settings)
+    notes += [Finding("warning", u.where, u.why) for u in unread]
     roles = _mapping(hub.get("loadRoles"), "hub.loadRoles")
     config.JupyterHub.load_roles = [{"name": name, **(role or {})} for name, role in roles.items()]
     profile_list = (values.get("singleuser") or {}).get("profileList")
@@ -117,7 +147,7 @@ def load_values(paths: list[Path]) -> Deploy:
     image = hub.get("image") or {}
     hub_image = f"{image.get('name')}:{image.get('tag')}" if isinstance(image, dict) and image.get("name") else ""
     # The chart seeds hub.config.CryptKeeper.keys in its Secret when the values give none.
-    return Deploy(config, "values", True, "singleuser.profileList", hub_image)
+    return Deploy(config, "values", True, "singleuser.profileList", hub_image, notes)
 
 
 #: The classes whose settings are checked by name and type.
@@ -165,7 +195,7 @@ def _type_problem(name: str, trait, value) -> str | None:
 
 def check(deploy: Deploy, *, profiles_dir: Path | None = None) -> list[Finding]:
     """Every problem found, errors first."""
-    findings: list[Finding] = _setting_findings(deploy)
+    findings: list[Finding] = list(deploy.notes) + _setting_findings(deploy)
     hub = deploy.section("JupyterHub")
     if _class_name(hub.get("authenticator_class", "")) not in AUTHENTICATORS:
         findings.append(Finding("warning", "JupyterHub.authenticator_class",
@@ -189,6 +219,10 @@ def _check_authenticator(deploy: Deploy) -> list[Finding]:
     for key in ("oidc_issuer", "client_id", "client_secret"):
         if not auth.get(key):
             findings.append(Finding("error", f"DLaaSAuthenticator.{key}", "not set"))
+    issuer = auth.get("oidc_issuer")
+    problem = issuer_problem(issuer) if isinstance(issuer, str) and issuer else None
+    if problem:
+        findings.append(Finding("error", "DLaaSAuthenticator.oidc_issuer", f"{issuer!r} {problem}"))
     if auth.get("enable_auth_state") is False:
         findings.append(Finding("error", "DLaaSAuthenticator.enable_auth_state", "must stay True"))
     targets = auth.get("exchange_targets") or {}

@@ -65,6 +65,41 @@ def test_crypt_key_from_cryptkeeper_config_is_accepted(monkeypatch):
     assert DLaaSAuthenticator(config=config).enable_auth_state
 
 
+@pytest.mark.parametrize("issuer,why", [
+    ("http://iam.example.org/", "uses http://"),
+    ("iam.example.org", "is not an https URL"),
+    ("ftp://iam.example.org/", "is not an https URL"),
+])
+def test_an_issuer_that_is_not_https_refuses_to_start(issuer, why):
+    with pytest.raises(ConfigError, match=f"DLaaSAuthenticator.oidc_issuer {why}"):
+        make(oidc_issuer=issuer)
+
+
+@pytest.mark.parametrize("issuer", ["http://127.0.0.1:8180/", "http://localhost:8180", "http://[::1]:8180/"])
+def test_plain_http_is_accepted_for_a_development_provider_on_loopback(issuer):
+    assert make(oidc_issuer=issuer).oidc_issuer == issuer
+
+
+@pytest.mark.parametrize("key", ["short", "a" * 63, "g" * 64])
+def test_a_crypt_key_jupyterhub_would_refuse_stops_the_start_without_showing_it(monkeypatch, key):
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", key)
+    with pytest.raises(ConfigError) as refused:
+        make()
+    assert str(refused.value).startswith(f"JUPYTERHUB_CRYPT_KEY: the key is {len(key)} characters, which "
+                                         "JupyterHub refuses: a key is 32 bytes")
+    assert key not in str(refused.value)
+
+
+def test_a_bad_key_among_rotated_ones_is_numbered(monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    config = Config()
+    config.CryptKeeper.keys = ["b" * 64, "c" * 10]
+    for key, value in {"oidc_issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}.items():
+        config.DLaaSAuthenticator[key] = value
+    with pytest.raises(ConfigError, match="CryptKeeper.keys: key 2 of 2 is 10 characters"):
+        DLaaSAuthenticator(config=config)
+
+
 def test_auth_state_cannot_be_disabled():
     with pytest.raises(ConfigError, match="enable_auth_state"):
         make(enable_auth_state=False)

@@ -191,3 +191,80 @@ def test_a_config_file_that_fails_to_run_is_named(capsys, tmp_path):
     path.write_text("import no_such_module_here\n")
     code, out = run(capsys, path)
     assert code == 1 and f"{path}: running it failed: ModuleNotFoundError" in out, out
+
+
+@pytest.mark.parametrize("keys,expected", [
+    (["abc123"], "error: hub.config.CryptKeeper.keys: the key is 6 characters, which JupyterHub refuses: a key is "
+                 "32 bytes, written as 64 hex digits (make one with `openssl rand -hex 32`) or 44 base64 characters"),
+    (["a" * 64, "z" * 64], "error: hub.config.CryptKeeper.keys: key 2 of 2 is 64 characters, which JupyterHub "
+                           "refuses"),
+    ("a" * 64, "error: hub.config.CryptKeeper.keys: text where a list of keys is expected: the hub would not start"),
+])
+def test_a_crypt_key_jupyterhub_would_refuse_is_an_error_that_never_shows_it(capsys, tmp_path, keys, expected):
+    path = tmp_path / "secrets.yaml"
+    path.write_text(yaml.safe_dump({"hub": {"config": {"DLaaSAuthenticator": {"client_secret": "s"},
+                                                       "CryptKeeper": {"keys": keys}}}}))
+    code, out = run(capsys, VALUES, path, "--profiles", PROFILES)
+    assert code == 1 and expected in out, out
+    assert "abc123" not in out and "z" * 64 not in out
+
+
+def test_a_good_crypt_key_in_its_yaml_form_passes(capsys, tmp_path):
+    path = tmp_path / "secrets.yaml"
+    path.write_text("hub:\n  config:\n    DLaaSAuthenticator:\n      client_secret: s\n"
+                    f"    CryptKeeper:\n      keys:\n        - \"{'0f' * 32}\"\n")
+    code, out = run(capsys, VALUES, path, "--profiles", PROFILES)
+    assert code == 0 and "0 error(s), 0 warning(s)" in out, out
+
+
+def test_a_crypt_key_in_the_environment_is_checked_for_a_python_config(capsys, tmp_path, monkeypatch):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text("c.JupyterHub.authenticator_class = 'dlaas'\n")
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "tooshort")
+    code, out = run(capsys, config)
+    assert "error: JUPYTERHUB_CRYPT_KEY: the key is 8 characters, which JupyterHub refuses" in out, out
+    assert "tooshort" not in out
+    config.write_text("c.JupyterHub.authenticator_class = 'dlaas'\nc.CryptKeeper.keys = []\n")
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY")
+    code, out = run(capsys, config)
+    assert "error: CryptKeeper.keys: no auth_state encryption key" in out, out
+
+
+@pytest.mark.parametrize("issuer,why", [
+    ("http://iam.example.org/", "uses http://: the client secret and every token would cross the network in clear"),
+    ("iam.example.org", "is not an https URL"),
+])
+def test_an_issuer_without_https_is_an_error(capsys, tmp_path, secrets, issuer, why):
+    path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSAuthenticator"].update(oidc_issuer=issuer))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and f"error: DLaaSAuthenticator.oidc_issuer: {issuer!r} {why}" in out, out
+
+
+def test_extra_config_settings_are_read_and_the_rest_reported_as_not_checked(capsys, tmp_path, secrets):
+    def extra(values):
+        del values["hub"]["config"]["DLaaSAuthenticator"]["allowed_groups"]
+        values["hub"]["extraConfig"] = {
+            "10-groups": "c.DLaaSAuthenticator.allowed_group = {'/escape'}\n",
+            "20-issuer": "import os\n\"\"\"IAM.\"\"\"\nc.DLaaSAuthenticator.oidc_issuer = 'http://iam.example.org/'\n",
+            "30-computed": "c.DLaaSKubeSpawner.rucio_host = os.environ['RUCIO']\nfor x in []:\n    pass\n",
+        }
+
+    code, out = run(capsys, values_file(tmp_path, extra), secrets, "--profiles", PROFILES)
+    assert code == 1, out
+    # read as the hub would run them, after hub.config
+    assert "error: DLaaSAuthenticator.allowed_group: DLaaSAuthenticator has no such setting: did you mean " \
+           "allowed_groups?" in out
+    assert "error: DLaaSAuthenticator.oidc_issuer: 'http://iam.example.org/' uses http://" in out
+    # what cannot be read without running it is named, line by line
+    assert "warning: hub.extraConfig.30-computed, line 1: c.DLaaSKubeSpawner.rucio_host is computed, so its " \
+           "value is not checked" in out
+    assert "warning: hub.extraConfig.30-computed, line 2: not checked: only `c.Class.setting = <literal>` " \
+           "lines are read" in out
+    assert "20-issuer, line" not in out  # an import and a docstring set nothing
+
+
+def test_extra_config_that_is_not_python_is_an_error_naming_it(capsys, tmp_path, secrets):
+    path = values_file(tmp_path, lambda v: v["hub"].update(extraConfig={"dlaas": "c.X.y = (\n"}))
+    code, out = run(capsys, path, secrets)
+    assert code == 1 and "error: hub.extraConfig.dlaas: not valid Python at line 1: '(' was never closed; the hub " \
+                         "would not start" in out, out
