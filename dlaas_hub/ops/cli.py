@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--once", action="store_true", help="fetch and write once, then exit (1 on failure)")
     agent.add_argument("--margin", type=float, default=300.0, help="renew this many seconds before expiry")
     agent.add_argument("--min-interval", type=float, default=5.0, help="shortest pause between two rounds")
+    agent.add_argument("--make-dir", action="append", metavar="PATH",
+                       help="create this directory (mode 0700) once the tokens are written, e.g. the user's "
+                            "scratch space (repeatable)")
 
     check = commands.add_parser(
         "check-config", help="report missing or contradictory settings of a deploy before it runs",

@@ -37,6 +37,7 @@ class AgentConfig:
     min_interval: float = 5.0
     max_interval: float = 1800.0
     max_backoff: float = 300.0
+    make_dirs: tuple[str, ...] = ()  # created (mode 0700) before the first set is marked ready
 
     @classmethod
     def from_env(cls, directory: str, **overrides) -> "AgentConfig":
@@ -61,6 +62,7 @@ class TokenAgent:
         self.failures = 0
         self.written: dict[str, str] = {}
         self.rounds = 0
+        self.dirs_missing = list(config.make_dirs)
 
     async def fetch(self) -> tuple[list[CredentialFile], int | None]:
         document = await request_json(
@@ -84,11 +86,28 @@ class TokenAgent:
             write_private_file(self.config.directory, f.name, f.content)
             self.written[f.name] = f.content
             changed += 1
+        self.make_dirs()
         marker = os.path.join(self.config.directory, READY_MARKER)
         if not os.path.exists(marker):
             # Tells the sidecar's startup probe that the first set is in place.
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
         return changed
+
+    def make_dirs(self) -> None:
+        """Create the user's directories (their scratch space) once the tokens are in place.
+
+        The agent runs as the user, before the notebook starts, and after the EOS token is
+        written, so that a FUSE-mounted data lake sees the user's own token. A directory that
+        cannot be made is logged and retried next round: the server still gets its tokens.
+        """
+        for path in list(self.dirs_missing):
+            try:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+            except OSError as e:
+                log.warning("Could not create %s (%s); retrying next round", path, e.strerror or type(e).__name__)
+                continue
+            self.dirs_missing.remove(path)
+            log.info("Directory %s is ready", path)
 
     def next_delay(self, expires_at: int | None) -> float:
         """Wake up a margin before the earliest expiry; for short-lived tokens, at 70% of what is left."""
@@ -134,7 +153,8 @@ class TokenAgent:
 
 def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s dlaas-token-agent] %(message)s")
-    config = AgentConfig.from_env(args.dir, margin=args.margin, min_interval=args.min_interval)
+    config = AgentConfig.from_env(args.dir, margin=args.margin, min_interval=args.min_interval,
+                                  make_dirs=tuple(args.make_dir or ()))
     agent = TokenAgent(config)
 
     async def _main():

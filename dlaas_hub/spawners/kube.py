@@ -142,26 +142,48 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
                                    "readOnly": True})
         self.init_containers.append(self.token_agent_container())
 
+    def _scratch_for_agent(self) -> tuple[dict, str] | None:
+        """The scratch mount and ``$SCRATCH`` when this server has both and one is inside the other."""
+        scratch = getattr(self, "_dlaas_env", {}).get("SCRATCH")
+        mount = next((m for m in getattr(self, "_dlaas_mounts", []) if m["name"] == "scratch"), None)
+        if not scratch or not mount or mount.get("read_only"):
+            return None
+        inside = posixpath.normpath(scratch).startswith(mount["mount_path"].rstrip("/") + "/")
+        return (mount, posixpath.normpath(scratch)) if inside else None
+
     def token_agent_container(self) -> dict:
         """The native sidecar: same uid as the notebook, no privileges, read-only root filesystem."""
         uid = self.uid if isinstance(self.uid, int) else 1000
         image = self.agent_image()
         ready = posixpath.join(self.credentials_dir, READY_MARKER)
+        command = ["dlaas-hub", "token-agent", "--dir", self.credentials_dir, "--margin", str(self.token_agent_margin)]
+        env = [
+            {"name": "JUPYTERHUB_API_URL", "value": self.hub.api_url},
+            {"name": "JUPYTERHUB_USER", "value": self.user.name},
+            {"name": "JUPYTERHUB_SERVER_NAME", "value": self.name or ""},
+            # The server's own hub token, as kubespawner gives the notebook container: it may
+            # read this user's exchanged tokens (custom:dlaas:tokens!user) and nothing more.
+            {"name": "JUPYTERHUB_API_TOKEN", "value": self.api_token},
+        ]
+        mounts = [{"name": TOKEN_VOLUME, "mountPath": self.credentials_mount_path}]
+        scratch = self._scratch_for_agent()
+        if scratch:
+            # Nobody else creates $SCRATCH on a node: the agent does, as the user, with the user's
+            # EOS token file named the way eosxd looks it up (a path, never the token).
+            mount, path = scratch
+            command += ["--make-dir", path]
+            mounts.append({"name": f"datalake-{mount['name']}", "mountPath": mount["mount_path"],
+                           "mountPropagation": "HostToContainer"})
+            eos_file = getattr(self, "_dlaas_env", {}).get("OAUTH2_TOKEN")
+            if eos_file:
+                env.append({"name": "OAUTH2_TOKEN", "value": eos_file})
         return {
             "name": "dlaas-token-agent",
             "image": image,
             "restartPolicy": "Always",
-            "command": ["dlaas-hub", "token-agent", "--dir", self.credentials_dir,
-                        "--margin", str(self.token_agent_margin)],
-            "env": [
-                {"name": "JUPYTERHUB_API_URL", "value": self.hub.api_url},
-                {"name": "JUPYTERHUB_USER", "value": self.user.name},
-                {"name": "JUPYTERHUB_SERVER_NAME", "value": self.name or ""},
-                # The server's own hub token, as kubespawner gives the notebook container: it may
-                # read this user's exchanged tokens (custom:dlaas:tokens!user) and nothing more.
-                {"name": "JUPYTERHUB_API_TOKEN", "value": self.api_token},
-            ],
-            "volumeMounts": [{"name": TOKEN_VOLUME, "mountPath": self.credentials_mount_path}],
+            "command": command,
+            "env": env,
+            "volumeMounts": mounts,
             "startupProbe": {
                 "exec": {"command": ["test", "-e", ready]},
                 "periodSeconds": 1,

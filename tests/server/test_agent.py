@@ -42,6 +42,26 @@ async def test_first_round_writes_private_files_and_ready_marker(config):
 
 
 @respx.mock
+async def test_the_users_directories_are_made_before_the_server_is_marked_ready(config, tmp_path, caplog):
+    respx.get(URL).mock(return_value=answer(2_000_000_000))
+    blocked = tmp_path / "not-mounted-yet"
+    blocked.write_text("a file where a directory should be")
+    config.make_dirs = (str(tmp_path / "scratch" / "mariaska"), str(blocked / "mariaska"))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    made = tmp_path / "scratch" / "mariaska"
+    assert made.is_dir() and stat.S_IMODE(made.stat().st_mode) == 0o700
+    assert os.path.exists(os.path.join(config.directory, READY_MARKER))
+    assert agent.dirs_missing == [str(blocked / "mariaska")]
+    assert f"Could not create {blocked / 'mariaska'} (Not a directory); retrying next round" in caplog.text
+    assert agent.failures == 0  # the tokens are in place all the same
+    blocked.unlink()
+    blocked.mkdir()
+    await agent.run_once()
+    assert agent.dirs_missing == [] and (blocked / "mariaska").is_dir()
+
+
+@respx.mock
 async def test_unchanged_files_are_not_rewritten(config):
     respx.get(URL).mock(return_value=answer(2_000_000_000))
     agent = TokenAgent(config)
@@ -146,7 +166,9 @@ def test_agent_process_serves_files_and_exits_cleanly_on_sigterm(tmp_path):
     directory = tmp_path / "tokens"
     env = {"PATH": os.environ["PATH"], "JUPYTERHUB_API_URL": f"http://127.0.0.1:{server.server_port}/hub/api",
            "JUPYTERHUB_API_TOKEN": "t0k", "JUPYTERHUB_USER": "maria"}
-    agent = subprocess.Popen([sys.executable, "-m", "dlaas_hub.ops.cli", "token-agent", "--dir", str(directory)],
+    scratch = tmp_path / "scratch" / "maria"
+    agent = subprocess.Popen([sys.executable, "-m", "dlaas_hub.ops.cli", "token-agent", "--dir", str(directory),
+                              "--make-dir", str(scratch)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
@@ -154,6 +176,7 @@ def test_agent_process_serves_files_and_exits_cleanly_on_sigterm(tmp_path):
             assert agent.poll() is None and time.monotonic() < deadline, agent.stdout.read().decode()
             time.sleep(0.05)
         assert (directory / "eos-token").read_text() == "oauth2:a.b.c:iam/userinfo"
+        assert scratch.is_dir()  # made before the server is marked ready
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=5) == 0
         output = agent.stdout.read().decode()

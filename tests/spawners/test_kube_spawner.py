@@ -91,6 +91,11 @@ async def test_every_profile_gives_a_valid_pod(slug):
     assert agent["securityContext"]["readOnlyRootFilesystem"] is True
     assert agent["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert {"mountPath": "/var/run/dlaas", "name": "dlaas-credentials"} in agent["volumeMounts"]
+    # The agent creates $SCRATCH on the node's scratch mount, as the user, with the EOS token file.
+    assert agent["command"][-2:] == ["--make-dir", "/scratch/mariaska"]
+    assert {"name": "datalake-scratch", "mountPath": "/scratch",
+            "mountPropagation": "HostToContainer"} in agent["volumeMounts"]
+    assert {"name": "OAUTH2_TOKEN", "value": "FILE:/var/run/dlaas/tokens/eos-token"} in agent["env"]
     assert notebook["securityContext"]["allowPrivilegeEscalation"] is False
 
     serialized = json.dumps(pod)
@@ -123,6 +128,9 @@ async def test_profile_dropping_a_mount(tmp_path):
     paths = {m["mountPath"] for m in notebook["volumeMounts"]}
     assert "/scratch" not in paths and "/cvmfs" in paths and "/eos/eulake_1" in paths
     assert "SCRATCH" not in {e["name"] for e in notebook["env"]}
+    agent = container(pod, "dlaas-token-agent")
+    assert "--make-dir" not in agent["command"]
+    assert {m["mountPath"] for m in agent["volumeMounts"]} == {"/var/run/dlaas"}
 
 
 async def test_download_mode_profile_configures_the_extension():
