@@ -9,10 +9,15 @@ import yaml
 from kubespawner import KubeSpawner
 from traitlets import Bool, Integer, Unicode, default, validate
 
+from ..errors import user_error
+from .cluster import cluster_problem
 from .mixin import DLaaSSpawnerMixin
 
 TOKEN_VOLUME = "dlaas-credentials"
 READY_MARKER = ".dlaas-ready"
+
+#: The answer of each cluster's API server (by host), asked once per hub process.
+_CLUSTER_PROBLEMS: dict[str, str | None] = {}
 
 
 def hub_image_from_chart(path: str) -> str:
@@ -67,6 +72,14 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
     credentials_volume_size = Unicode("1Mi", config=True, help="Size limit of the in-memory credentials volume.")
     token_agent_memory = Unicode("64Mi", config=True, help="Memory request and limit of the token agent.")
     token_agent_cpu = Unicode("20m", config=True, help="CPU request of the token agent.")
+    check_cluster_version = Bool(
+        True,
+        config=True,
+        help="""Before the first server starts, ask the Kubernetes API server its version (``GET /version``)
+        and refuse to create pods when it is older than 1.29, where the token agent's native sidecar
+        would keep the pod in ``Init`` until the spawn times out. The answer is logged once; an
+        unanswered question is logged and does not stop spawns.""",
+    )
     token_agent_startup_seconds = Integer(
         60, config=True, help="How long the notebook container waits for the first credentials before the pod fails.")
 
@@ -108,6 +121,30 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
         return problems
 
     _LISTS = ("volumes", "volume_mounts", "init_containers")
+
+    async def start(self):
+        if self.token_agent_enabled and self.check_cluster_version:
+            await self.require_native_sidecars()
+        return await super().start()
+
+    async def require_native_sidecars(self) -> None:
+        """Refuse the spawn, with a readable page, on a cluster too old for the token agent."""
+        api_client = self.api.api_client
+        host = api_client.configuration.host
+        if host not in _CLUSTER_PROBLEMS:
+            try:
+                problem = await cluster_problem(api_client)
+            except Exception as e:  # noqa: BLE001 - a check that cannot run must not stop every spawn
+                self.log.warning("Could not read the Kubernetes version of %s (%s); starting without checking "
+                                 "that it runs native sidecars (1.29+)", host, type(e).__name__)
+                return
+            _CLUSTER_PROBLEMS[host] = problem
+            if problem:
+                self.log.error("%s: %s", type(self).__name__, problem)
+        if _CLUSTER_PROBLEMS[host]:
+            raise user_error(503, "Servers cannot start on this hub at the moment: its Kubernetes cluster is too "
+                                  "old for the token agent. The hub's administrators have the details in its log.",
+                             log_message=_CLUSTER_PROBLEMS[host])
 
     async def load_user_options(self):
         # The pre-spawn hook has already refused a profile the user's groups do not allow.
