@@ -5,6 +5,9 @@ myst_enable_extensions = ["colon_fence", "deflist"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build"]
 html_theme = "pydata_sphinx_theme"
+# Pages of their own (no section below them) get no primary sidebar: pydata-sphinx-theme would show
+# an empty "Section Navigation" there.
+html_sidebars = {"index": [], "scientists": [], "experiments": [], "security": []}
 
 
 # -- the configuration reference, generated from the traits' own help --------------------------

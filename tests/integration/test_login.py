@@ -73,3 +73,8 @@ def test_no_token_in_hub_debug_log(hub):
         # any 16-character window of a token would be a leak
         for i in range(0, len(secret) - 16, 8):
             assert secret[i:i + 16] not in log, "a token fragment appears in the hub log"
+
+
+def test_the_hub_log_names_the_profiles_it_loaded_at_start(hub):
+    # The deployment guide tells operators to look for this line after an install.
+    assert re.search(r"Loaded \d+ profiles from \S+/profiles", hub.log()), hub.log()[-3000:]
