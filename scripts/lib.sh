@@ -36,3 +36,16 @@ ensure_venv() {
   echo "== installing dlaas-hub[$extras] into $dir ($constraints)"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]" -c "$constraints"
 }
+
+# ensure_rucio_venv: the development Rucio server and client in .venv-rucio, installed once per
+# change of requirements/rucio.txt (a stamp file remembers which).
+ensure_rucio_venv() {
+  local dir=.venv-rucio stamp=.venv-rucio/.installed
+  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && cmp -s requirements/rucio.txt "$stamp"; then
+    return
+  fi
+  [ -x "$dir/bin/python" ] || { echo "== creating $dir (the development Rucio server)"; python3 -m venv "$dir"; }
+  echo "== installing the Rucio server into $dir (requirements/rucio.txt)"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check -r requirements/rucio.txt
+  cp requirements/rucio.txt "$stamp"
+}

@@ -306,6 +306,11 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
         profiles, errors = load_directory(directory)
         findings += [Finding("error", f"{cls}.profiles_dir", str(e)) for e in errors]
     findings += _check_groups(deploy.section("DLaaSAuthenticator"), profiles)
+    issuer_name = spawner.get("rucio_oidc_issuer")
+    if isinstance(issuer_name, str) and "://" in issuer_name:
+        findings.append(Finding("error", f"{cls}.rucio_oidc_issuer",
+                                f"{issuer_name!r} is a URL: give the IAM's name in the Rucio server's idpsecrets.json "
+                                "(for example 'escape'), or leave it empty for the server's admin_issuer"))
     instance = spawner.get("rucio_instance") if isinstance(spawner.get("rucio_instance"), dict) else {}
     replica = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"]
     missing = [k for k in ("destination_rse", "rse_mount_path") if not instance.get(k)]

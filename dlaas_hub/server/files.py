@@ -62,9 +62,9 @@ class RucioSettings:
 
     rucio_host: str
     auth_host: str
-    ca_cert: str = "/etc/pki/tls/certs/ca-bundle.crt"
+    ca_cert: str = ""  # empty: the client's own (X509_CERT_DIR, else certifi)
     vo: str = ""
-    oidc_issuer: str = ""
+    oidc_issuer: str = ""  # the IAM's name in the Rucio server's idpsecrets, never its URL
     oidc_audience: str = "rucio"
     instance_name: str = "escape"
     display_name: str = "ESCAPE"
@@ -81,13 +81,16 @@ def rucio_cfg(settings: RucioSettings, *, account: str, token_path: str) -> str:
     client = {
         "rucio_host": _check(settings.rucio_host, "rucio_host"),
         "auth_host": _check(settings.auth_host, "auth_host"),
-        "ca_cert": _check(settings.ca_cert, "ca_cert"),
         "account": _check(account, "the Rucio account (IAM username)", _ACCOUNT),
         "auth_type": "oidc",
         "auth_token_file_path": _check(token_path, "the Rucio token path"),
-        "oidc_issuer": _check(settings.oidc_issuer, "oidc_issuer"),
         "oidc_audience": _check(settings.oidc_audience, "oidc_audience"),
     }
+    # Left out when empty: the client then finds its CAs itself, and the server its default issuer.
+    if settings.ca_cert:
+        client["ca_cert"] = _check(settings.ca_cert, "ca_cert")
+    if settings.oidc_issuer:
+        client["oidc_issuer"] = _check(settings.oidc_issuer, "oidc_issuer")
     if settings.vo:
         client["vo"] = _check(settings.vo, "vo")
     parser["client"] = client
@@ -120,7 +123,7 @@ def rucio_jupyterlab_config(settings: RucioSettings, *, mode: str, token_path: s
             raise CredentialError("Rucio replica mode needs destination_rse and rse_mount_path")
         instance["destination_rse"] = settings.destination_rse
         instance["rse_mount_path"] = settings.rse_mount_path
-    else:
+    elif settings.ca_cert:
         instance["rucio_ca_cert"] = settings.ca_cert
     instance.update(settings.extra_instance)
     for key, value in instance.items():

@@ -60,6 +60,11 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
                 f"{type(self).__name__}.home_dir_template: not set, so each server would run as the system "
                 f"account of its user, which only a hub running as root can do (this hub runs as uid "
                 f"{os.geteuid()}). Set home_dir_template to run every server as the hub's own user.")
+        if self.rucio_host and self.rucio_ca_cert.startswith("/") and not os.path.exists(self.rucio_ca_cert):
+            # Local servers run on this machine: the path must be here. (In a pod it is the image's.)
+            problems.append(f"{type(self).__name__}.rucio_ca_cert: {self.rucio_ca_cert} does not exist on this "
+                            "machine; give the system's CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt) "
+                            "or leave it empty for the Rucio client's own")
         return problems
 
     def system_account(self) -> pwd.struct_passwd:

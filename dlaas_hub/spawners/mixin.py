@@ -66,8 +66,23 @@ class DLaaSSpawnerMixin(HasTraits):
         config=True, help="Rucio server, e.g. ``https://escape-rucio.cern.ch``. Empty: no Rucio set-up.")
     rucio_auth_host = Unicode(
         config=True, help="Rucio authentication server, e.g. ``https://escape-rucio-auth.cern.ch``.")
-    rucio_ca_cert = Unicode("/etc/pki/tls/certs/ca-bundle.crt", config=True,
-                            help="CA bundle in the server's image used to verify Rucio.")
+    rucio_ca_cert = Unicode(
+        config=True,
+        help="""CA certificates that verify the Rucio servers' HTTPS certificates, as a path in the user's
+        server (a bundle file, or a directory such as ``/etc/grid-security/certificates``), written to
+        ``rucio.cfg`` (``ca_cert``) and to the extension's ``rucio_ca_cert``. Empty (the default): not
+        written, and the Rucio client uses ``$X509_CERT_DIR`` when the image sets it, else the CA bundle
+        of its own Python (certifi). Sites whose Rucio has a grid certificate name the image's grid CA
+        directory here. The local spawner checks at start that the path exists.""",
+    )
+    rucio_oidc_issuer = Unicode(
+        config=True,
+        help="""The IAM's *name* among the Rucio server's identity providers: the key of its entry in the
+        server's ``idpsecrets.json`` (``[oidc] idpsecrets``), for example ``"escape"``; never the issuer's
+        URL. Written to ``rucio.cfg`` (``oidc_issuer``), which the Rucio client sends to ``/auth/oidc``
+        when the server refuses a token. Empty (the default): not written, and the server uses its
+        ``[oidc] admin_issuer``.""",
+    )
     rucio_vo = Unicode(config=True, help="Rucio VO, for multi-VO Rucio servers.")
     rucio_oidc_audience = Unicode(config=True,
                                   help="``oidc_audience`` of rucio.cfg. Default: the Rucio target's audience.")
@@ -137,6 +152,14 @@ class DLaaSSpawnerMixin(HasTraits):
                             "/usr/local/share/dlaas-hub/profiles)")
         elif self.rucio_host:
             problems += self._rucio_problems()
+        if "://" in self.rucio_oidc_issuer:
+            problems.append(f"{cls}.rucio_oidc_issuer: {self.rucio_oidc_issuer!r} is a URL, but Rucio looks this "
+                            "value up as the name of an entry of its idpsecrets.json (for example 'escape'); a URL "
+                            "turns every refused token into a server error. Give the entry's name, or leave it "
+                            "empty for the server's admin_issuer")
+        if self.rucio_ca_cert and not self.rucio_ca_cert.startswith("/"):
+            problems.append(f"{cls}.rucio_ca_cert: {self.rucio_ca_cert!r} is not an absolute path in the user's "
+                            "server")
         return problems
 
     def claims_read(self) -> set[str]:
@@ -309,7 +332,7 @@ class DLaaSSpawnerMixin(HasTraits):
         return RucioSettings(
             rucio_host=self.rucio_host, auth_host=self.rucio_auth_host or self.rucio_host,
             ca_cert=self.rucio_ca_cert, vo=self.rucio_vo,
-            oidc_issuer=getattr(authenticator, "oidc_issuer", "") or "", oidc_audience=audience,
+            oidc_issuer=self.rucio_oidc_issuer, oidc_audience=audience,
             extra_instance=instance, **kwargs,
         )
 

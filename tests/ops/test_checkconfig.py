@@ -268,3 +268,10 @@ def test_extra_config_that_is_not_python_is_an_error_naming_it(capsys, tmp_path,
     code, out = run(capsys, path, secrets)
     assert code == 1 and "error: hub.extraConfig.dlaas: not valid Python at line 1: '(' was never closed; the hub " \
                          "would not start" in out, out
+
+
+def test_a_rucio_issuer_given_as_a_url_is_an_error(capsys, tmp_path, secrets):
+    url = "https://iam-escape.cloud.cnaf.infn.it/"
+    path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSKubeSpawner"].update(rucio_oidc_issuer=url))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and f"error: DLaaSKubeSpawner.rucio_oidc_issuer: {url!r} is a URL" in out, out

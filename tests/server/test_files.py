@@ -22,7 +22,7 @@ from dlaas_hub.server.files import (
 
 USERINFO = "https://iam-escape.cloud.cnaf.infn.it/userinfo"
 RUCIO = RucioSettings(rucio_host="https://escape-rucio.cern.ch", auth_host="https://escape-rucio-auth.cern.ch",
-                      oidc_issuer="https://iam-escape.cloud.cnaf.infn.it/", oidc_audience="rucio",
+                      oidc_issuer="escape", oidc_audience="rucio", ca_cert="/etc/grid-security/certificates",
                       destination_rse="EULAKE-1", rse_mount_path="/eos/eulake_1", webui_url="https://escape-rucio-webui.cern.ch",
                       site_name="CERN")
 
@@ -58,10 +58,23 @@ def test_rucio_cfg_parses_and_points_at_the_token_file():
     assert client["auth_type"] == "oidc"
     assert client["account"] == "MariaSKA"
     assert client["auth_token_file_path"] == "/var/run/dlaas/tokens/rucio-token"
-    assert client["oidc_issuer"] == "https://iam-escape.cloud.cnaf.infn.it/"
+    assert client["oidc_issuer"] == "escape"  # the IAM's name in Rucio's idpsecrets, not its URL
     assert client["oidc_audience"] == "rucio"
+    assert client["ca_cert"] == "/etc/grid-security/certificates"
     assert client["rucio_host"] == "https://escape-rucio.cern.ch"
     assert "vo" not in client
+
+
+def test_rucio_cfg_leaves_unset_ca_and_issuer_to_the_client_and_the_server():
+    # A fixed ca_cert path that the image lacks breaks every HTTPS call; an empty one lets the client
+    # use $X509_CERT_DIR or certifi. No oidc_issuer: the server uses its admin_issuer.
+    text = rucio_cfg(RucioSettings(rucio_host="https://r", auth_host="https://a"), account="alice", token_path="/t")
+    cfg = configparser.ConfigParser()
+    cfg.read_string(text)
+    assert "ca_cert" not in cfg["client"] and "oidc_issuer" not in cfg["client"]
+    [instance] = rucio_jupyterlab_config(RucioSettings(rucio_host="https://r", auth_host="https://a"),
+                                         mode="download", token_path="/t")["RucioConfig"]["instances"]
+    assert "rucio_ca_cert" not in instance
 
 
 @pytest.mark.parametrize("account", ["evil\n[client]\nrucio_host=x", "", "a" * 65, "sp ace", "maria\n"])

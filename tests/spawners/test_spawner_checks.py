@@ -84,3 +84,37 @@ async def test_user_without_system_account_gets_a_page_naming_the_setting(tmp_pa
         await spawner.run_pre_spawn_hook()
     assert "no system account named 'no-such-account-here'" in info.value.log_message
     assert "home_dir_template" in info.value.log_message
+
+
+def test_rucio_issuer_given_as_a_url_is_a_startup_problem_naming_it():
+    from dlaas_hub.spawners import DLaaSLocalSpawner
+
+    spawner = DLaaSLocalSpawner(config=_rucio_config(rucio_oidc_issuer="https://iam-escape.cloud.cnaf.infn.it/"))
+    [problem] = [p for p in spawner.startup_problems() if "rucio_oidc_issuer" in p]
+    assert problem.startswith("DLaaSLocalSpawner.rucio_oidc_issuer: 'https://iam-escape.cloud.cnaf.infn.it/' is a URL")
+    assert not [p for p in DLaaSLocalSpawner(config=_rucio_config(rucio_oidc_issuer="escape")).startup_problems()
+                if "rucio_oidc_issuer" in p]
+
+
+def test_a_local_rucio_ca_that_does_not_exist_is_a_startup_problem(tmp_path):
+    from dlaas_hub.spawners import DLaaSLocalSpawner
+
+    missing = str(tmp_path / "ca-bundle.crt")
+    spawner = DLaaSLocalSpawner(config=_rucio_config(rucio_ca_cert=missing))
+    assert any(p.startswith(f"DLaaSLocalSpawner.rucio_ca_cert: {missing} does not exist on this machine")
+               for p in spawner.startup_problems())
+    (tmp_path / "ca-bundle.crt").write_text("")
+    assert not [p for p in DLaaSLocalSpawner(config=_rucio_config(rucio_ca_cert=missing)).startup_problems()
+                if "rucio_ca_cert" in p]
+
+
+def _rucio_config(**settings):
+    from traitlets.config import Config
+
+    from ..spawner_fixtures import RUCIO_CONFIG
+
+    config = Config()
+    config.DLaaSLocalSpawner.home_dir_template = "/tmp/{username}"
+    for key, value in {**RUCIO_CONFIG, **settings}.items():
+        config.DLaaSLocalSpawner[key] = value
+    return config
