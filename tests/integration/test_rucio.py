@@ -3,7 +3,6 @@ server started by the hub reaches it with nothing but what the spawner wrote."""
 
 import configparser
 import os
-import subprocess
 from urllib.parse import urlsplit
 
 import httpx
@@ -11,54 +10,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dlaas_hub.dev import devservices, rucioserver
+from dlaas_hub.dev import rucioserver
 
-from .conftest import browser_login, start_hub
+from . import rucio_fixtures
+from .conftest import browser_login
+from .rucio_fixtures import rucio_cli
 from .test_spawn import server_environ, start, stop
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def rucio(dev_iam, tmp_path_factory):
-    try:
-        rucioserver.rucio_bin("gunicorn")
-    except devservices.ServiceError as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e))
-        pytest.skip(str(e))
-    workdir = tmp_path_factory.mktemp("rucio")
-    server = rucioserver.start_rucio(workdir, devservices.free_port(), issuer=dev_iam)
-    datalake = tmp_path_factory.mktemp("datalake")
-    spec = rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
-                                 other_site_dir=datalake / "desy")
-    server.bootstrap(spec)
-    server.datalake = datalake
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory):
-    overrides = {
-        "DLaaSLocalSpawner.rucio_host": rucio.url, "DLaaSLocalSpawner.rucio_auth_host": rucio.url,
-        "DLaaSLocalSpawner.rucio_oidc_issuer": rucioserver.IDP_NAME,
-        "DLaaSLocalSpawner.datalake_mounts": [
-            {"name": "eos", "host_path": str(rucio.datalake / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
-             "read_only": True},
-            {"name": "scratch", "host_path": str(rucio.datalake / "scratch"), "mount_path": "/scratch",
-             "read_only": False}],
-    }
-    hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=dev_iam,
-                    client_secret=client_secret, overrides=overrides)
-    yield hub
-    devservices.stop(hub.proc)
-
-
-def rucio_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    """The real rucio client, run as a terminal of the user's server would: that server's environment."""
-    return subprocess.run([rucioserver.rucio_bin("rucio"), *args], env=env, capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+rucio, hub = rucio_fixtures.rucio, rucio_fixtures.hub
 
 
 def test_rucio_accepts_the_exchanged_token_from_inside_the_server(hub, rucio):

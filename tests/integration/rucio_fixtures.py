@@ -1,0 +1,54 @@
+"""The development Rucio server and a hub whose servers use it, for the Rucio integration tests."""
+
+import os
+import subprocess
+
+import pytest
+
+from dlaas_hub.dev import devservices, rucioserver
+
+from .conftest import start_hub
+
+
+@pytest.fixture(scope="module")
+def rucio(dev_iam, tmp_path_factory):
+    try:
+        rucioserver.rucio_bin("gunicorn")
+    except devservices.ServiceError as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    workdir = tmp_path_factory.mktemp("rucio")
+    server = rucioserver.start_rucio(workdir, devservices.free_port(), issuer=dev_iam)
+    datalake = tmp_path_factory.mktemp("datalake")
+    spec = rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
+                                 other_site_dir=datalake / "desy")
+    server.bootstrap(spec)
+    server.datalake = datalake
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
+    """A hub whose servers use the development Rucio; a module may add HUB_OVERRIDES."""
+    overrides = {
+        "DLaaSLocalSpawner.rucio_host": rucio.url, "DLaaSLocalSpawner.rucio_auth_host": rucio.url,
+        "DLaaSLocalSpawner.rucio_oidc_issuer": rucioserver.IDP_NAME,
+        "DLaaSLocalSpawner.datalake_mounts": [
+            {"name": "eos", "host_path": str(rucio.datalake / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
+             "read_only": True},
+            {"name": "scratch", "host_path": str(rucio.datalake / "scratch"), "mount_path": "/scratch",
+             "read_only": False}],
+        **getattr(request.module, "HUB_OVERRIDES", {}),
+    }
+    hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=dev_iam,
+                    client_secret=client_secret, overrides=overrides)
+    yield hub
+    devservices.stop(hub.proc)
+
+
+def rucio_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """The real rucio client, run as a terminal of the user's server would: that server's environment."""
+    return subprocess.run([rucioserver.rucio_bin("rucio"), *args], env=env, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
