@@ -19,14 +19,16 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rucio.client import Client
-from rucio.common.exception import Duplicate
+from rucio.common.exception import DataIdentifierAlreadyExists, Duplicate, DuplicateRule, FileAlreadyExists
+
+ALREADY_THERE = (DataIdentifierAlreadyExists, Duplicate, DuplicateRule, FileAlreadyExists)
 
 
 def quietly(call, *args, **kwargs):
     """Run a Rucio call; an object that already exists is fine."""
     try:
         return call(*args, **kwargs)
-    except Duplicate:
+    except ALREADY_THERE:
         return None
 
 

@@ -26,15 +26,24 @@ ensure_node_packages() {
 }
 
 # ensure_venv DIR CONSTRAINTS EXTRAS: a virtual environment with dlaas-hub installed in editable mode.
+# Installed once per change of what it depends on (setup.cfg, the constraints, the extras): a stamp
+# in the environment remembers it, so a second start goes straight on.
 ensure_venv() {
-  local dir="$1" constraints="$2" extras="$3"
+  local dir="$1" constraints="$2" extras="$3" stamp="$1/.dlaas-installed" wanted
+  wanted="$(cat setup.cfg requirements/common.txt "$constraints" | sha256sum | cut -d' ' -f1) $extras"
+  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && grep -qxF "$wanted" "$stamp"; then
+    return
+  fi
   if [ ! -x "$dir/bin/python" ]; then
     echo "== creating $dir"
     python3 -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip
   fi
-  echo "== installing dlaas-hub[$extras] into $dir ($constraints)"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]" -c "$constraints"
+  echo "== installing dlaas-hub[$extras] into $dir ($constraints); the first time takes a few minutes"
+  # pip's own lines are the progress; a failing pip stops the script (pipefail) with its error shown.
+  "$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar off -e ".[$extras]" -c "$constraints" \
+    2>&1 | { grep -v --line-buffered -e '^Requirement already satisfied' -e '^  Using cached' || true; }
+  echo "$wanted" >> "$stamp"
 }
 
 # ensure_rucio_venv: the development Rucio server and client in .venv-rucio, installed once per

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import devservices
+from . import devservices, rucioserver
 
 CLIENT_ID = "dlaas-hub-demo"
 
@@ -45,12 +45,47 @@ def prepare_state(state_dir: Path, *, hub_port: int, iam_port: int) -> dict:
     return settings
 
 
-def run(*, hub_port: int, iam_port: int, state_dir: Path) -> int:
+#: What the demo's home page says it is: what is real, and what stands in for what.
+DEMO_NOTICE = (
+    "<strong>This is the dlaas-hub demo.</strong> Real: JupyterHub with dlaas-hub, an OpenID provider standing "
+    "in for ESCAPE IAM (token exchange included), the Rucio server, the Rucio client in your terminal. Standing "
+    "in: local directories for EOS (<code>~/datalake/eos</code> for <code>/eos/eulake_1</code>, "
+    "<code>~/datalake/scratch</code> for <code>/scratch</code>; no FUSE), no transfer service (a replication "
+    "rule stays replicating), every profile runs this machine's Python rather than its image, and all demo "
+    "users share one system account, so they can read each other's files.")
+
+
+def start_rucio(state_dir: Path, port: int, issuer: str):
+    """The demo's Rucio server with its accounts and datasets; None (and why) when it is not installed."""
+    try:
+        rucioserver.rucio_bin("gunicorn")
+    except devservices.ServiceError as e:
+        print(f"  dlaas-hub demo: no local Rucio ({e}); servers point at ESCAPE's instead.", file=sys.stderr)
+        return None
+    print("  starting the Rucio server...", flush=True)
+    server = rucioserver.start_rucio(state_dir / "rucio", port, issuer=issuer)
+    datalake = state_dir / "datalake"
+    server.bootstrap(rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
+                                           other_site_dir=state_dir / "rucio" / "other-site"))
+    return server
+
+
+def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280) -> int:
     settings = prepare_state(state_dir, hub_port=hub_port, iam_port=iam_port)
     iam = devservices.start_dev_iam(
         iam_port, redirect_uris=[settings["hub_url"] + "/hub/oauth_callback"],
         client_id=CLIENT_ID, client_secret=settings["client_secret"],
     )
+    try:
+        rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"])
+    except devservices.ServiceError:
+        devservices.stop(iam)
+        raise
+    if rucio is not None:
+        settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME)
+    settings.update(demo_notice=DEMO_NOTICE, server_path=[str(Path(sys.executable).parent)] + (
+        [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
+    _private_file(state_dir / "settings.json", json.dumps(settings, indent=1))
     config = devservices.DEMO_CONFIG
     hub = subprocess.Popen(
         [devservices.python_bin("jupyterhub"), "-f", str(config)],
@@ -73,12 +108,15 @@ def run(*, hub_port: int, iam_port: int, state_dir: Path) -> int:
         return hub.wait()
     finally:
         devservices.stop(hub)
+        if rucio is not None:
+            rucio.stop()
         devservices.stop(iam)
 
 
 def main(args) -> int:
     try:
-        return run(hub_port=args.hub_port, iam_port=args.iam_port, state_dir=Path(args.state_dir))
+        return run(hub_port=args.hub_port, iam_port=args.iam_port, state_dir=Path(args.state_dir),
+                   rucio_port=args.rucio_port)
     except devservices.ServiceError as e:
         print(f"dlaas-hub demo: {e}", file=sys.stderr)
         return 1

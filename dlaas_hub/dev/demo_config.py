@@ -50,12 +50,27 @@ c.DLaaSLocalSpawner.datalake_mounts = [
 ]
 for _mount in c.DLaaSLocalSpawner.datalake_mounts:
     os.makedirs(_mount["host_path"], exist_ok=True)
-c.DLaaSLocalSpawner.rucio_host = "https://escape-rucio.cern.ch"
-c.DLaaSLocalSpawner.rucio_auth_host = "https://escape-rucio-auth.cern.ch"
-c.DLaaSLocalSpawner.rucio_instance = {
-    "name": "escape", "display_name": "ESCAPE", "rucio_webui_url": "https://escape-rucio-webui.cern.ch",
-    "destination_rse": "EULAKE-1", "rse_mount_path": "/eos/eulake_1", "site_name": "CERN",
-}
+if settings.get("rucio_url"):
+    # The demo's own Rucio server (dlaas_hub.dev.rucioserver): accounts are the IAM names in lower case.
+    c.DLaaSLocalSpawner.rucio_host = settings["rucio_url"]
+    c.DLaaSLocalSpawner.rucio_auth_host = settings["rucio_url"]
+    c.DLaaSLocalSpawner.rucio_oidc_issuer = settings["rucio_idp_name"]
+    c.DLaaSLocalSpawner.rucio_account = lambda spawner, claims: str(claims.get("preferred_username", "")).lower()
+    c.DLaaSLocalSpawner.rucio_instance = {
+        "name": "demo", "display_name": "dlaas-hub demo Rucio", "destination_rse": "EULAKE-1",
+        "rse_mount_path": "/eos/eulake_1", "site_name": "DEMO",
+    }
+else:
+    c.DLaaSLocalSpawner.rucio_host = "https://escape-rucio.cern.ch"
+    c.DLaaSLocalSpawner.rucio_auth_host = "https://escape-rucio-auth.cern.ch"
+    c.DLaaSLocalSpawner.rucio_instance = {
+        "name": "escape", "display_name": "ESCAPE", "rucio_webui_url": "https://escape-rucio-webui.cern.ch",
+        "destination_rse": "EULAKE-1", "rse_mount_path": "/eos/eulake_1", "site_name": "CERN",
+    }
+# A terminal in a demo server finds python and jupyter (the hub's environment), and rucio.
+c.Spawner.environment = {"PATH": os.pathsep.join(settings.get("server_path", []) + [os.environ.get("PATH", "")])}
+if settings.get("demo_notice"):
+    c.JupyterHub.template_vars = {"dlaas_demo_notice": settings["demo_notice"]}
 c.Spawner.cmd = settings["singleuser_command"]
 c.Spawner.default_url = settings.get("default_url", "/lab")
 if os.geteuid() == 0:

@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the local demo: development IAM and JupyterHub on 127.0.0.1")
     demo.add_argument("--hub-port", type=int, default=8000, help="port of the hub (default: 8000)")
     demo.add_argument("--iam-port", type=int, default=8180, help="port of the development IAM (default: 8180)")
+    demo.add_argument("--rucio-port", type=int, default=8280, help="port of the Rucio server (default: 8280)")
     demo.add_argument("--state-dir", default=".demo", help="where the demo keeps its database and secrets")
 
     agent = commands.add_parser("token-agent", help="keep a server's credential files fresh (runs beside the server)")

@@ -1,0 +1,87 @@
+"""`dlaas-hub demo` as the README runs it: the IAM, the Rucio server and the hub come up, the home page
+says what is real, a server's terminal finds python, jupyter and rucio, and a second start reuses
+what the first one made."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from dlaas_hub.dev import devservices, rucioserver
+
+pytestmark = pytest.mark.integration
+
+
+def start_demo(state, ports):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlaas_hub.ops.cli", "demo", f"--hub-port={ports['hub']}",
+         f"--iam-port={ports['iam']}", f"--rucio-port={ports['rucio']}", f"--state-dir={state}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = time.monotonic()
+    try:
+        devservices.wait_for_http(f"http://127.0.0.1:{ports['hub']}/hub/health", timeout=120, proc=proc)
+    except devservices.ServiceError:
+        proc.kill()
+        raise AssertionError(proc.stdout.read())
+    return proc, time.monotonic() - started
+
+
+def wait_for_server_environ(user, timeout=60):
+    """The environment of ``user``'s single-user server process, once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+            if env.get("JUPYTERHUB_USER") == user and "RUCIO_CONFIG" in env:
+                return env
+        time.sleep(0.5)
+    raise AssertionError(f"no server process for {user}")
+
+
+def stop_demo(proc):
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    return proc.stdout.read()
+
+
+def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
+    try:
+        rucioserver.rucio_bin("gunicorn")
+    except devservices.ServiceError as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
+    state = tmp_path / "demo"
+    proc, first = start_demo(state, ports)
+    try:
+        assert httpx.get(f"http://127.0.0.1:{ports['rucio']}/ping").json()["version"]
+        client, callback = devservices.browser_login(f"http://127.0.0.1:{ports['hub']}",
+                                                     f"http://127.0.0.1:{ports['iam']}/", "MariaSKA", "maria-demo")
+        home = client.get(f"http://127.0.0.1:{ports['hub']}/hub/home").text
+        assert 'id="dlaas-demo-notice"' in home and "local directories for EOS" in home
+        assert "share one system account" in home
+        # Her server, started from the Server Options page: its terminal's PATH finds the tools
+        hub = f"http://127.0.0.1:{ports['hub']}"
+        xsrf = client.cookies.get("_xsrf")
+        client.post(f"{hub}/hub/spawn", data={"profile": "minimal", "_xsrf": xsrf}, follow_redirects=False)
+        env = wait_for_server_environ("mariaska")
+        for tool in ("python", "jupyter", "rucio"):
+            assert shutil.which(tool, path=env["PATH"]), f"{tool} is not on the server's PATH {env['PATH']}"
+        assert env["RUCIO_CONFIG"] and f"127.0.0.1:{ports['rucio']}" in open(env["RUCIO_CONFIG"]).read()
+    finally:
+        output = stop_demo(proc)
+    assert "Rucio bootstrap" not in output or "error" not in output.lower()
+
+    proc, second = start_demo(state, ports)  # the database, accounts and datasets are kept
+    stop_demo(proc)
+    print(f"demo start: first {first:.1f} s, second {second:.1f} s")
