@@ -37,7 +37,8 @@ def adler32(data: bytes) -> str:
 
 
 def add_rse(client: Client, rse: dict) -> None:
-    quietly(client.add_rse, rse["name"], deterministic=True)
+    # The scratch RSE is not deterministic: a replica's PFN is the user's own file path.
+    quietly(client.add_rse, rse["name"], deterministic=not rse.get("scratch", False))
     quietly(client.add_protocol, rse["name"], {
         "scheme": "file", "hostname": "localhost", "port": 0, "prefix": rse["prefix"].rstrip("/") + "/",
         "impl": "rucio.rse.protocols.posix.Default",
@@ -47,6 +48,9 @@ def add_rse(client: Client, rse: dict) -> None:
     })
     client.set_rse_limits(rse["name"], "MinFreeSpace", 0)
     client.set_local_account_limit("root", rse["name"], 10 * 1024 ** 4)  # the seeded datasets' rules
+    if rse.get("scratch"):
+        # Replicas there get a tombstone at once: Rucio removes them when no rule holds them any more.
+        client.add_rse_attribute(rse["name"], "tombstone_delay", 0)
 
 
 def add_user(client: Client, user: dict, issuer: str, rses: list[dict]) -> None:

@@ -50,11 +50,14 @@ ensure_venv() {
 # change of requirements/rucio.txt (a stamp file remembers which).
 ensure_rucio_venv() {
   local dir=.venv-rucio stamp=.venv-rucio/.installed
-  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && cmp -s requirements/rucio.txt "$stamp"; then
+  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && cmp -s requirements/rucio.txt "$stamp" \
+      && [ -x "$dir/bin/datalake" ]; then
     return
   fi
   [ -x "$dir/bin/python" ] || { echo "== creating $dir (the development Rucio server)"; python3 -m venv "$dir"; }
   echo "== installing the Rucio server into $dir (requirements/rucio.txt)"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check -r requirements/rucio.txt
+  # The `datalake` command beside Rucio's client (its only dependency), as a user image has it.
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
   cp requirements/rucio.txt "$stamp"
 }

@@ -82,7 +82,8 @@ def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280
         devservices.stop(iam)
         raise
     if rucio is not None:
-        settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME)
+        settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME,
+                        rucio_scratch_rse=rucioserver.SCRATCH_RSE)
     settings.update(demo_notice=DEMO_NOTICE, server_path=[str(Path(sys.executable).parent)] + (
         [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
     _private_file(state_dir / "settings.json", json.dumps(settings, indent=1))

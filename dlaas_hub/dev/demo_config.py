@@ -55,6 +55,7 @@ if settings.get("rucio_url"):
     c.DLaaSLocalSpawner.rucio_host = settings["rucio_url"]
     c.DLaaSLocalSpawner.rucio_auth_host = settings["rucio_url"]
     c.DLaaSLocalSpawner.rucio_oidc_issuer = settings["rucio_idp_name"]
+    c.DLaaSLocalSpawner.rucio_scratch_rse = settings["rucio_scratch_rse"]
     c.DLaaSLocalSpawner.rucio_account = lambda spawner, claims: str(claims.get("preferred_username", "")).lower()
     c.DLaaSLocalSpawner.rucio_instance = {
         "name": "demo", "display_name": "dlaas-hub demo Rucio", "destination_rse": "EULAKE-1",

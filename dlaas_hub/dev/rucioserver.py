@@ -19,6 +19,8 @@ from .devservices import DEV_IAM_USERS, REPO_ROOT, ServiceError, stop, wait_for_
 
 RUCIO_VENV = REPO_ROOT / ".venv-rucio"
 BOOTSTRAP = REPO_ROOT / "dev-rucio" / "bootstrap.py"
+#: The RSE over the notebooks' /scratch, where `datalake upload` registers files.
+SCRATCH_RSE = "JUPYTER-SCRATCHDISK"
 #: The development IAM's name among the server's identity providers (its idpsecrets' key): the
 #: value of ``oidc_issuer`` in a client's rucio.cfg, never the issuer's URL.
 IDP_NAME = "dlaas-dev"
@@ -178,7 +180,7 @@ def demo_spec(*, eos_dir: Path, scratch_dir: Path, other_site_dir: Path, users_f
              for u in json.loads(users_file.read_text())["users"] if RUCIO_ACCOUNT.fullmatch(u["username"].lower())]
     rses = [
         {"name": "EULAKE-1", "prefix": "/eos/eulake_1", "local_dir": str(eos_dir)},
-        {"name": "JUPYTER-SCRATCHDISK", "prefix": "/scratch", "local_dir": str(scratch_dir)},
+        {"name": "JUPYTER-SCRATCHDISK", "prefix": "/scratch", "local_dir": str(scratch_dir), "scratch": True},
         {"name": "DESY-DCACHE", "prefix": "/pnfs/desy.de/escape", "local_dir": str(other_site_dir)},
     ]
     datasets = [

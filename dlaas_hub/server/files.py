@@ -73,6 +73,11 @@ class RucioSettings:
     destination_rse: str = ""
     rse_mount_path: str = ""
     extra_instance: dict = field(default_factory=dict)
+    # For `datalake upload`: the RSE over the scratch space, its root as the server sees it, and the
+    # PFN of that root on the RSE.
+    scratch_rse: str = ""
+    scratch_root: str = ""
+    scratch_pfn: str = ""
 
 
 def rucio_cfg(settings: RucioSettings, *, account: str, token_path: str) -> str:
@@ -94,6 +99,12 @@ def rucio_cfg(settings: RucioSettings, *, account: str, token_path: str) -> str:
     if settings.vo:
         client["vo"] = _check(settings.vo, "vo")
     parser["client"] = client
+    if settings.scratch_rse and settings.scratch_root and settings.scratch_pfn:
+        # Read by `datalake upload`; the Rucio client ignores sections it does not know.
+        datalake = {"scratch_rse": settings.scratch_rse, "scratch_root": settings.scratch_root,
+                    "scratch_pfn": settings.scratch_pfn, "destination": settings.destination_rse,
+                    "webui_url": settings.webui_url}
+        parser["dlaas"] = {key: _check(value, f"datalake {key}") for key, value in datalake.items() if value}
     out = io.StringIO()
     parser.write(out)
     return out.getvalue()

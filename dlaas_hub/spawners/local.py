@@ -114,6 +114,9 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
         env.update(getattr(self, "_dlaas_env", {}))
         return env
 
+    def scratch_root(self, mount: dict) -> str:
+        return mount["host_path"]  # local servers see the host's paths
+
     def scratch_path(self) -> str | None:
         scratch = next((m for m in self._dlaas_mounts if m["name"] == "scratch"), None)
         return os.path.join(scratch["host_path"], self.escaped_username()) if scratch else None

@@ -75,6 +75,19 @@ class DLaaSSpawnerMixin(HasTraits):
         of its own Python (certifi). Sites whose Rucio has a grid certificate name the image's grid CA
         directory here. The local spawner checks at start that the path exists.""",
     )
+    rucio_scratch_rse = Unicode(
+        config=True,
+        help="""The non-deterministic Rucio RSE over the scratch space (the ``scratch`` data-lake mount), on
+        which ``datalake upload`` registers a user's files before replicating them (for example
+        ``JUPYTER-SCRATCHDISK``; Rucio's generic permission policy lets users add replicas only on RSEs
+        named ``...SCRATCHDISK``, ``...USERDISK``, ``...MOCK`` or ``...LOCALGROUPDISK``). Empty: no
+        ``datalake upload``.""",
+    )
+    rucio_scratch_pfn = Unicode(
+        config=True,
+        help="""The PFN of the scratch mount's root on :attr:`rucio_scratch_rse`. Default:
+        ``file://localhost`` followed by the mount's path in the server (``file://localhost/scratch``).""",
+    )
     rucio_oidc_issuer = Unicode(
         config=True,
         help="""The IAM's *name* among the Rucio server's identity providers: the key of its entry in the
@@ -333,8 +346,20 @@ class DLaaSSpawnerMixin(HasTraits):
             rucio_host=self.rucio_host, auth_host=self.rucio_auth_host or self.rucio_host,
             ca_cert=self.rucio_ca_cert, vo=self.rucio_vo,
             oidc_issuer=self.rucio_oidc_issuer, oidc_audience=audience,
-            extra_instance=instance, **kwargs,
+            extra_instance=instance, **kwargs, **self._scratch_settings(),
         )
+
+    def scratch_root(self, mount: dict) -> str:
+        """Where the scratch mount's root is, as the user's server sees it."""
+        return mount["mount_path"]
+
+    def _scratch_settings(self) -> dict:
+        mount = next((m for m in getattr(self, "_dlaas_mounts", self.mounts_for(None)) if m["name"] == "scratch"),
+                     None)
+        if not (self.rucio_scratch_rse and mount):
+            return {}
+        pfn = self.rucio_scratch_pfn or f"file://localhost{mount['mount_path'].rstrip('/')}"
+        return {"scratch_rse": self.rucio_scratch_rse, "scratch_root": self.scratch_root(mount), "scratch_pfn": pfn}
 
     def userinfo_url(self) -> str | None:
         if self.eos_userinfo_url:

@@ -35,6 +35,7 @@ def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
     overrides = {
         "DLaaSLocalSpawner.rucio_host": rucio.url, "DLaaSLocalSpawner.rucio_auth_host": rucio.url,
         "DLaaSLocalSpawner.rucio_oidc_issuer": rucioserver.IDP_NAME,
+        "DLaaSLocalSpawner.rucio_scratch_rse": rucioserver.SCRATCH_RSE,
         "DLaaSLocalSpawner.datalake_mounts": [
             {"name": "eos", "host_path": str(rucio.datalake / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
              "read_only": True},
@@ -48,7 +49,17 @@ def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
     devservices.stop(hub.proc)
 
 
-def rucio_cli(env: dict, *args: str) -> subprocess.CompletedProcess:
-    """The real rucio client, run as a terminal of the user's server would: that server's environment."""
-    return subprocess.run([rucioserver.rucio_bin("rucio"), *args], env=env, capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+def rucio_cli(env: dict, *args: str, command: str = "rucio") -> subprocess.CompletedProcess:
+    """The real rucio client (or ``datalake``), run as a terminal of the user's server would: with that
+    server's environment."""
+    return subprocess.run([rucioserver.rucio_bin(command), *args], env=env, capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def as_root(rucio, code: str) -> str:
+    """Python run with Rucio's client as root (the operator's side), for set-up and checks."""
+    result = subprocess.run([rucioserver.rucio_bin("python"), "-c", "from rucio.client import Client\n"
+                             "client = Client()\n" + code], env=rucio.environ(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

@@ -212,3 +212,18 @@ def test_credential_file_json_round_trip_and_validation():
         CredentialFile.from_json({"name": "../../etc/passwd", "content": "x"})
     with pytest.raises(CredentialError):
         CredentialFile.from_json({"name": "ok", "content": 3})
+
+
+def test_rucio_cfg_tells_datalake_upload_the_scratch_rse_only_when_there_is_one():
+    settings = RucioSettings(rucio_host="https://r", auth_host="https://a", destination_rse="EULAKE-1",
+                             scratch_rse="JUPYTER-SCRATCHDISK", scratch_root="/scratch",
+                             scratch_pfn="file://localhost/scratch", webui_url="https://w")
+    cfg = configparser.ConfigParser()
+    cfg.read_string(rucio_cfg(settings, account="alice", token_path="/t"))
+    assert dict(cfg["dlaas"]) == {"scratch_rse": "JUPYTER-SCRATCHDISK", "scratch_root": "/scratch",
+                                  "scratch_pfn": "file://localhost/scratch", "destination": "EULAKE-1",
+                                  "webui_url": "https://w"}
+    cfg = configparser.ConfigParser()
+    cfg.read_string(rucio_cfg(RucioSettings(rucio_host="https://r", auth_host="https://a"), account="a",
+                              token_path="/t"))
+    assert not cfg.has_section("dlaas")

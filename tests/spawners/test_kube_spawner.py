@@ -399,3 +399,11 @@ async def test_without_a_token_agent_image_the_hub_refuses_to_start(tmp_path):
     assert problem.startswith("DLaaSKubeSpawner.token_agent_image: not set")
     assert make_spawner(token_agent_image="", token_agent_enabled=False,
                         chart_values_file=str(tmp_path / "missing.yaml")).startup_problems() == []
+
+
+async def test_datalake_upload_learns_the_scratch_rse_as_the_pod_sees_it():
+    spawner = make_spawner(rucio_scratch_rse="JUPYTER-SCRATCHDISK")
+    await build_pod(spawner, "minimal")
+    settings = spawner.rucio_settings()
+    assert (settings.scratch_rse, settings.scratch_root, settings.scratch_pfn) == (
+        "JUPYTER-SCRATCHDISK", "/scratch", "file://localhost/scratch")
