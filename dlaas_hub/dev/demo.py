@@ -65,8 +65,12 @@ def start_rucio(state_dir: Path, port: int, issuer: str):
     print("  starting the Rucio server...", flush=True)
     server = rucioserver.start_rucio(state_dir / "rucio", port, issuer=issuer)
     datalake = state_dir / "datalake"
-    server.bootstrap(rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
-                                           other_site_dir=state_dir / "rucio" / "other-site"))
+    try:
+        server.bootstrap(rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
+                                               other_site_dir=state_dir / "rucio" / "other-site"))
+    except devservices.ServiceError:
+        server.stop()
+        raise
     return server
 
 

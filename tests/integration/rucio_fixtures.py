@@ -20,13 +20,15 @@ def rucio(dev_iam, tmp_path_factory):
         pytest.skip(str(e))
     workdir = tmp_path_factory.mktemp("rucio")
     server = rucioserver.start_rucio(workdir, devservices.free_port(), issuer=dev_iam)
-    datalake = tmp_path_factory.mktemp("datalake")
-    spec = rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
-                                 other_site_dir=datalake / "desy")
-    server.bootstrap(spec)
-    server.datalake = datalake
-    yield server
-    server.stop()
+    try:
+        datalake = tmp_path_factory.mktemp("datalake")
+        spec = rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
+                                     other_site_dir=datalake / "desy")
+        server.bootstrap(spec)
+        server.datalake = datalake
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
         xsrf = client.cookies.get("_xsrf")
         client.post(f"{hub}/hub/spawn", data={"profile": "minimal", "_xsrf": xsrf}, follow_redirects=False)
         env = wait_for_server_environ("mariaska")
-        for tool in ("python", "jupyter", "rucio"):
+        for tool in ("python", "jupyter", "rucio", "datalake"):
             assert shutil.which(tool, path=env["PATH"]), f"{tool} is not on the server's PATH {env['PATH']}"
         assert env["RUCIO_CONFIG"] and f"127.0.0.1:{ports['rucio']}" in open(env["RUCIO_CONFIG"]).read()
     finally:
