@@ -145,3 +145,18 @@ def test_fault_switches(dev_iam):
         httpx.post(control, json={"fail_mode": "none", "fail_paths": [], "delay_ms": 0})
     stats = httpx.get(control).json()["stats"]
     assert stats["grants"].get(EXCHANGE, 0) >= 1
+
+
+def test_the_readmes_node_requirement_is_one_the_providers_library_supports():
+    # The README asks for Node.js 20 or newer: oidc-provider must accept the Node it runs on here
+    # without its "Unsupported runtime" warning (version 9 asks for 22; 8 supports 18 LTS and later).
+    import subprocess
+
+    from dlaas_hub.dev import devservices
+
+    result = subprocess.run([devservices.node(), "--input-type=module", "-e", "import 'oidc-provider'"],
+                            cwd=devservices.REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Unsupported runtime" not in result.stderr + result.stdout
+    readme = (devservices.REPO_ROOT / "README.md").read_text()
+    assert "Node.js 20+" in readme
