@@ -64,6 +64,7 @@ def fake_authenticator():
 
 RUCIO_CONFIG = {
     "rucio_host": "https://escape-rucio.cern.ch",
+    "rucio_ca_cert": "/etc/ssl/certs/ca-certificates.crt",
     "rucio_auth_host": "https://escape-rucio-auth.cern.ch",
     "rucio_instance": {"name": "escape", "display_name": "ESCAPE", "destination_rse": "EULAKE-1",
                        "rse_mount_path": "/eos/eulake_1", "rucio_webui_url": "https://escape-rucio-webui.cern.ch"},

@@ -3,6 +3,7 @@
 # directory, written by dlaas_hub.demo with mode 0600.
 import json
 import os
+import ssl
 from pathlib import Path
 
 settings = json.loads((Path(os.environ["DLAAS_DEMO_STATE"]) / "settings.json").read_text())
@@ -68,6 +69,10 @@ else:
         "name": "escape", "display_name": "ESCAPE", "rucio_webui_url": "https://escape-rucio-webui.cern.ch",
         "destination_rse": "EULAKE-1", "rse_mount_path": "/eos/eulake_1", "site_name": "CERN",
     }
+# Local servers use this machine's CA bundle (the Rucio extension requires one in download mode).
+c.DLaaSLocalSpawner.rucio_ca_cert = next(
+    (p for p in ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt") if os.path.exists(p)),
+    ssl.get_default_verify_paths().openssl_cafile)
 # A terminal in a demo server finds python and jupyter (the hub's environment), and rucio.
 c.Spawner.environment = {"PATH": os.pathsep.join(settings.get("server_path", []) + [os.environ.get("PATH", "")])}
 if settings.get("demo_notice"):

@@ -314,6 +314,11 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
     instance = spawner.get("rucio_instance") if isinstance(spawner.get("rucio_instance"), dict) else {}
     replica = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"]
     missing = [k for k in ("destination_rse", "rse_mount_path") if not instance.get(k)]
+    download = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "download"]
+    if spawner.get("rucio_host") and download and not spawner.get("rucio_ca_cert"):
+        findings.append(Finding("error", f"{cls}.rucio_ca_cert",
+                                f"Rucio's download mode (profiles {', '.join(download)}) needs the path of the CA "
+                                "certificates in the profiles' images (the Rucio extension requires it)"))
     if spawner.get("rucio_host") and missing and (replica or not profiles):
         findings.append(Finding("error", f"{cls}.rucio_instance",
                                 f"Rucio replica mode (profiles {', '.join(replica) or 'by default'}) needs "

@@ -184,11 +184,18 @@ class DLaaSSpawnerMixin(HasTraits):
         replica = ([p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"] if profiles
                    else ["the default, as no profile is configured"])
         missing = [k for k in ("destination_rse", "rse_mount_path") if not self.rucio_instance.get(k)]
+        problems = []
         if replica and missing:
-            return [f"{type(self).__name__}.rucio_instance: Rucio replica mode (profiles {', '.join(replica)}) "
-                    f"needs {' and '.join(missing)}: the RSE the extension replicates to and where that RSE is "
-                    "mounted in the server"]
-        return []
+            problems.append(f"{type(self).__name__}.rucio_instance: Rucio replica mode (profiles {', '.join(replica)}) "
+                            f"needs {' and '.join(missing)}: the RSE the extension replicates to and where that RSE "
+                            "is mounted in the server")
+        download = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "download"]
+        if download and not self.rucio_ca_cert:
+            problems.append(f"{type(self).__name__}.rucio_ca_cert: Rucio's download mode (profiles "
+                            f"{', '.join(download)}) needs it: the Rucio JupyterLab extension requires the path of "
+                            "the CA certificates in that mode (a bundle file in the profile's image, for example "
+                            "/etc/ssl/certs/ca-certificates.crt on Debian-based images)")
+        return problems
 
     # -- profiles -------------------------------------------------------------------------------
 

@@ -275,3 +275,9 @@ def test_a_rucio_issuer_given_as_a_url_is_an_error(capsys, tmp_path, secrets):
     path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSKubeSpawner"].update(rucio_oidc_issuer=url))
     code, out = run(capsys, path, secrets, "--profiles", PROFILES)
     assert code == 1 and f"error: DLaaSKubeSpawner.rucio_oidc_issuer: {url!r} is a URL" in out, out
+
+
+def test_download_mode_without_a_ca_path_is_an_error(capsys, tmp_path, secrets):
+    path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSKubeSpawner"].pop("rucio_ca_cert"))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 1 and "error: DLaaSKubeSpawner.rucio_ca_cert: Rucio's download mode (profiles root-xcache)" in out

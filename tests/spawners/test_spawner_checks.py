@@ -52,6 +52,15 @@ async def test_download_mode_only_needs_no_rse(tmp_path):
     check_spawner_config(app(DLaaSKubeSpawner, profiles_dir=str(tmp_path), rucio_instance={"name": "escape"}))
 
 
+async def test_download_mode_without_a_ca_path_names_rucio_ca_cert(tmp_path):
+    # The Rucio extension refuses a download-mode instance without rucio_ca_cert.
+    (tmp_path / "p.yaml").write_text("slug: d\ndisplay_name: D\ndescription: d\nimage: quay.io/x/y:1\n"
+                                     "rucio: {mode: download}\n")
+    with pytest.raises(ConfigError, match=r"DLaaSKubeSpawner.rucio_ca_cert: Rucio's download mode \(profiles d\)"):
+        check_spawner_config(app(DLaaSKubeSpawner, profiles_dir=str(tmp_path), rucio_instance={"name": "escape"},
+                                 rucio_ca_cert=""))
+
+
 async def test_a_chart_profile_list_is_refused():
     config = app(DLaaSKubeSpawner)
     config.config.KubeSpawner.profile_list = [{"display_name": "x", "kubespawner_override": {}}]
