@@ -61,3 +61,18 @@ ensure_rucio_venv() {
   "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
   cp requirements/rucio.txt "$stamp"
 }
+
+# ensure_singleuser_venv: the demo's single-user environment (a profile image's stand-in) in
+# .venv-singleuser, with the Rucio JupyterLab extension; installed once per change of its requirements.
+ensure_singleuser_venv() {
+  local dir=.venv-singleuser stamp=.venv-singleuser/.installed
+  if [ -x "$dir/bin/jupyterhub-singleuser" ] && [ -f "$stamp" ] && cmp -s requirements/singleuser.txt "$stamp" \
+      && [ -x "$dir/bin/datalake" ]; then
+    return
+  fi
+  [ -x "$dir/bin/python" ] || { echo "== creating $dir (the demo's single-user environment)"; python3 -m venv "$dir"; }
+  echo "== installing JupyterLab, the Rucio extension and client into $dir (requirements/singleuser.txt)"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check -r requirements/singleuser.txt
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
+  cp requirements/singleuser.txt "$stamp"
+}

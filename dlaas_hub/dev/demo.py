@@ -88,8 +88,17 @@ def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280
     if rucio is not None:
         settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME,
                         rucio_scratch_rse=rucioserver.SCRATCH_RSE)
-    settings.update(demo_notice=DEMO_NOTICE, server_path=[str(Path(sys.executable).parent)] + (
-        [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
+    # Servers run in .venv-singleuser when it is there: it stands for a profile's image, with JupyterLab,
+    # the Rucio extension and client, and datalake.
+    singleuser = devservices.REPO_ROOT / ".venv-singleuser" / "bin"
+    if (singleuser / "jupyterhub-singleuser").exists():
+        settings.update(singleuser_command=[str(singleuser / "jupyterhub-singleuser")], server_path=[str(singleuser)])
+    else:
+        print("  dlaas-hub demo: no .venv-singleuser (./scripts/demo installs it): servers run without the Rucio "
+              "extension.", file=sys.stderr)
+        settings.update(server_path=[str(Path(sys.executable).parent)] + (
+            [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
+    settings.update(demo_notice=DEMO_NOTICE)
     _private_file(state_dir / "settings.json", json.dumps(settings, indent=1))
     config = devservices.DEMO_CONFIG
     hub = subprocess.Popen(

@@ -58,9 +58,11 @@ if settings.get("rucio_url"):
     c.DLaaSLocalSpawner.rucio_oidc_issuer = settings["rucio_idp_name"]
     c.DLaaSLocalSpawner.rucio_scratch_rse = settings["rucio_scratch_rse"]
     c.DLaaSLocalSpawner.rucio_account = lambda spawner, claims: str(claims.get("preferred_username", "")).lower()
+    # EULAKE-1's PFNs are file://localhost/eos/eulake_1/<path>: the extension drops the 2 leading
+    # segments and finds the file under the local directory standing for /eos/eulake_1.
     c.DLaaSLocalSpawner.rucio_instance = {
         "name": "demo", "display_name": "dlaas-hub demo Rucio", "destination_rse": "EULAKE-1",
-        "rse_mount_path": "/eos/eulake_1", "site_name": "DEMO",
+        "rse_mount_path": str(state / "datalake" / "eos_eulake_1"), "path_begins_at": 2, "site_name": "DEMO",
     }
 else:
     c.DLaaSLocalSpawner.rucio_host = "https://escape-rucio.cern.ch"

@@ -141,7 +141,9 @@ def rucio_jupyterlab_config(settings: RucioSettings, *, mode: str, token_path: s
         if isinstance(value, str):
             _check(value, f"RucioConfig {key}")
     return {"RucioConfig": {"instances": [instance], "default_instance": settings.instance_name,
-                            "default_auth_type": "oidc"}}
+                            "default_auth_type": "oidc"},
+            # Signs the extension in with the token file at start (dlaas_hub.server.rucio_extension).
+            "ServerApp": {"jpserver_extensions": {"dlaas_hub.server.rucio_extension": True}}}
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def dev_iam(ports, client_secret, tmp_path_factory, request):
 
 
 def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str, exchange_targets=None,
-              crypt_key: str | None = None, overrides: dict | None = None) -> Hub:
+              crypt_key: str | None = None, overrides: dict | None = None, **settings_extra) -> Hub:
     """Start JupyterHub with the demo's configuration and wait until it is healthy."""
     shutil.copy(Path(__file__).parent / "hub_config.py", workdir / "jupyterhub_config.py")
     service_token = secrets.token_hex(16)
@@ -73,7 +73,8 @@ def start_hub(workdir: Path, *, hub_port: int, iam_url: str, client_secret: str,
         workdir, hub_port=hub_port, iam_url=iam_url, client_id=CLIENT_ID, client_secret=client_secret,
         crypt_key=secrets.token_hex(32) if crypt_key is None else crypt_key,
         allowed_groups=["/escape"], admin_groups=["/escape/admins"],
-        exchange_targets=exchange_targets or EXCHANGE_TARGETS, default_url="/tree", overrides=overrides or {})
+        exchange_targets=exchange_targets or EXCHANGE_TARGETS, default_url="/tree", overrides=overrides or {},
+        **settings_extra)
     try:
         # The crypt key comes from settings.json, or is missing on purpose.
         proc, log_path = devservices.start_hub(workdir, workdir / "jupyterhub_config.py", settings,

@@ -45,8 +45,11 @@ def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
              "read_only": False}],
         **getattr(request.module, "HUB_OVERRIDES", {}),
     }
+    # A module may run its servers in another environment (SINGLEUSER_COMMAND), as a profile's image would.
+    extra = {"singleuser_command": request.module.SINGLEUSER_COMMAND} if hasattr(request.module,
+                                                                               "SINGLEUSER_COMMAND") else {}
     hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=dev_iam,
-                    client_secret=client_secret, overrides=overrides)
+                    client_secret=client_secret, overrides=overrides, **extra)
     yield hub
     devservices.stop(hub.proc)
 

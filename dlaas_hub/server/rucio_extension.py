@@ -1,0 +1,47 @@
+"""A Jupyter server extension that signs the Rucio JupyterLab extension in with the hub's token file.
+
+rucio-jupyterlab (41) answers "Credentials not found. Did you authenticate?" until the user has
+saved an authentication method in its settings, even when its instance reads an OIDC token file
+(``oidc_auth = file``) that the hub keeps fresh. At server start, this records that choice for every
+such instance the user has not configured, so the Rucio panel works without a manual step. A user
+who saved other credentials keeps them.
+
+The hub's ``jupyter_server_config.json`` enables it; in an image without dlaas-hub, Jupyter Server
+logs that it cannot load it and starts all the same (the panel then asks for the one-time setting).
+"""
+
+from __future__ import annotations
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "dlaas_hub.server.rucio_extension"}]
+
+
+def file_token_instances(rucio_config) -> list[dict]:
+    """The extension's instances that read the hub's token file."""
+    instances = (rucio_config or {}).get("instances") or []
+    return [i for i in instances if isinstance(i, dict) and i.get("oidc_auth") == "file" and i.get("name")
+            and i.get("oidc_file_name")]
+
+
+def sign_in(db, rucio_config) -> list[str]:
+    """Record OIDC (the token file) for each such instance without credentials; returns their names."""
+    done = []
+    for instance in file_token_instances(rucio_config):
+        if not db.has_any_auth_credentials(namespace=instance["name"]):
+            db.set_rucio_auth_credentials(namespace=instance["name"], auth_type="oidc",
+                                          params={"token_path": instance["oidc_file_name"]})
+            done.append(instance["name"])
+    if done and not db.get_active_auth_method():
+        db.set_active_auth_method("oidc")
+    return done
+
+
+def _load_jupyter_server_extension(serverapp):
+    try:
+        from rucio_jupyterlab.db import get_db  # only in servers that have the Rucio extension
+    except ImportError:
+        return
+    names = sign_in(get_db(), serverapp.config.get("RucioConfig", {}))
+    if names:
+        serverapp.log.info("Rucio extension: signed in to %s with the hub's token file", ", ".join(names))
