@@ -31,8 +31,8 @@ def start_demo(state, ports):
     return proc, time.monotonic() - started
 
 
-def wait_for_server_environ(user, timeout=60):
-    """The environment of ``user``'s single-user server process, once it runs."""
+def wait_for_server_environ(user, state, timeout=60):
+    """The environment of ``user``'s single-user server process of the demo in ``state``, once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -41,7 +41,7 @@ def wait_for_server_environ(user, timeout=60):
             except OSError:
                 continue
             env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
-            if env.get("JUPYTERHUB_USER") == user and "RUCIO_CONFIG" in env:
+            if env.get("JUPYTERHUB_USER") == user and env.get("RUCIO_CONFIG", "").startswith(f"{state}/"):
                 return env
         time.sleep(0.5)
     raise AssertionError(f"no server process for {user}")
@@ -74,7 +74,7 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
         hub = f"http://127.0.0.1:{ports['hub']}"
         xsrf = client.cookies.get("_xsrf")
         client.post(f"{hub}/hub/spawn", data={"profile": "minimal", "_xsrf": xsrf}, follow_redirects=False)
-        env = wait_for_server_environ("mariaska")
+        env = wait_for_server_environ("mariaska", state.resolve())
         for tool in ("python", "jupyter", "rucio", "datalake"):
             assert shutil.which(tool, path=env["PATH"]), f"{tool} is not on the server's PATH {env['PATH']}"
         assert env["RUCIO_CONFIG"] and f"127.0.0.1:{ports['rucio']}" in open(env["RUCIO_CONFIG"]).read()
