@@ -3,6 +3,7 @@
 import configparser
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -137,3 +138,18 @@ def test_an_expired_token_is_said_before_anything_is_sent(maria, tmp_path):
     result = datalake({**maria, "RUCIO_CONFIG": str(tmp_path / "rucio.cfg")}, "-s", "user.mariaska",
                       str(Path(maria["SCRATCH"]) / "e.txt"))
     assert result.returncode == 1 and "your Rucio token expired" in result.stderr
+
+
+def test_delay_deletion_keeps_the_scratch_copy_two_days_by_a_rule(maria, rucio):
+    scratch = Path(maria["SCRATCH"])
+    (scratch / "keep.txt").write_text("keep me a while\n")
+    result = datalake(maria, "-s", "user.mariaska", "-p", "d.", "--delay-deletion", str(scratch / "keep.txt"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].endswith("; the scratch copies stay 2 days")
+    rules = json.loads(as_root(rucio, "import json\nprint(json.dumps([{'rse': r['rse_expression'], 'expires': "
+                                      "str(r['expires_at'])} for r in client.list_did_rules('user.mariaska', "
+                                      "'d.keep.txt')]))"))
+    assert {r["rse"] for r in rules} == {"EULAKE-1", "JUPYTER-SCRATCHDISK"}
+    [keep] = [r for r in rules if r["rse"] == "JUPYTER-SCRATCHDISK"]
+    days = (datetime.fromisoformat(keep["expires"].replace(" ", "T")) - datetime.utcnow()).total_seconds() / 86400
+    assert 1.9 < days <= 2.0
