@@ -174,15 +174,16 @@ def _setting_findings(deploy: Deploy) -> list[Finding]:
                 findings.append(Finding("error", setting, f"{cls.__name__} has no such setting{hint} "
                                                           "It would be ignored"))
                 continue
-            why = _type_problem(key, traits[key], value)
+            why = _type_problem(key, traits[key], value, cls.__name__)
             if why:
                 findings.append(Finding("error", setting, why))
     return findings
 
 
-def _type_problem(name: str, trait, value) -> str | None:
+def _type_problem(name: str, trait, value, owner: str = "Probe") -> str | None:
     """Why ``value`` does not fit ``trait``, as traitlets would refuse it when the hub starts."""
-    probe_class = type("Probe", (HasTraits,), {name: copy.deepcopy(trait)})
+    # Named as the real class, so that traitlets' message reads as the hub's would.
+    probe_class = type(owner, (HasTraits,), {name: copy.deepcopy(trait)})
     try:
         setattr(probe_class(), name, value)
     except TraitError as e:

@@ -165,7 +165,8 @@ def test_wrong_types_name_the_setting_and_a_lone_group_is_read_as_the_hub_reads_
 
     code, out = run(capsys, values_file(tmp_path, wrong), secrets, "--profiles", PROFILES)
     assert code == 1, out
-    assert "error: DLaaSAuthenticator.exchange_targets: a list where a dict is expected" in out
+    assert "error: DLaaSAuthenticator.exchange_targets: a list where a dict is expected (The 'exchange_targets' " \
+           "trait of a DLaaSAuthenticator instance expected a dict" in out
     assert "error: DLaaSKubeSpawner.datalake_mounts: a str where a list" in out
     assert "Traceback" not in out
     # "/myvo" is one group, as traitlets makes it: never four one-letter ones
