@@ -68,24 +68,44 @@ def start_rucio(state_dir: Path, port: int, issuer: str):
     try:
         server.bootstrap(rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
                                                other_site_dir=state_dir / "rucio" / "other-site"))
-    except devservices.ServiceError:
+    except BaseException:  # a failed bootstrap, or a stop asked meanwhile: the server goes too
         server.stop()
         raise
     return server
 
 
+class Stop(Exception):
+    """SIGTERM or Ctrl-C: stop what has started, in reverse order, and exit 0."""
+
+
+def _raise_stop(*_):
+    raise Stop()
+
+
 def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280) -> int:
+    # From the first moment: a stop asked while services are still starting stops those already up.
+    signal.signal(signal.SIGTERM, _raise_stop)
+    started: list = []
+    try:
+        return _run(hub_port, iam_port, state_dir, rucio_port, started)
+    except (Stop, KeyboardInterrupt):
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up below is not interrupted
+        for stop in reversed(started):
+            stop()
+
+
+def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, started: list) -> int:
     settings = prepare_state(state_dir, hub_port=hub_port, iam_port=iam_port)
     iam = devservices.start_dev_iam(
         iam_port, redirect_uris=[settings["hub_url"] + "/hub/oauth_callback"],
         client_id=CLIENT_ID, client_secret=settings["client_secret"],
     )
-    try:
-        rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"])
-    except devservices.ServiceError:
-        devservices.stop(iam)
-        raise
+    started.append(lambda: devservices.stop(iam))
+    rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"])
     if rucio is not None:
+        started.append(rucio.stop)
         settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME,
                         rucio_scratch_rse=rucioserver.SCRATCH_RSE)
     # Servers run in .venv-singleuser when it is there: it stands for a profile's image, with JupyterLab,
@@ -100,31 +120,17 @@ def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280
             [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
     settings.update(demo_notice=DEMO_NOTICE)
     _private_file(state_dir / "settings.json", json.dumps(settings, indent=1))
-    config = devservices.DEMO_CONFIG
     hub = subprocess.Popen(
-        [devservices.python_bin("jupyterhub"), "-f", str(config)],
+        [devservices.python_bin("jupyterhub"), "-f", str(devservices.DEMO_CONFIG)],
         cwd=state_dir, env={**os.environ, "DLAAS_DEMO_STATE": settings["state_dir"]},
     )
+    started.append(lambda: devservices.stop(hub, timeout=30))
     users = json.loads(devservices.DEV_IAM_USERS.read_text())["users"]
     print(f"\n  dlaas-hub demo: open {settings['hub_url']}/ and sign in with the development IAM.", flush=True)
     for user in users:
         print(f"    {user['username']:<10} password {user['password']:<14} groups {', '.join(user['groups'])}")
     print("  Press Ctrl-C to stop.\n", flush=True)
-
-    def _stop(*_):
-        hub.terminate()
-
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        return hub.wait()
-    except KeyboardInterrupt:
-        hub.terminate()
-        return hub.wait()
-    finally:
-        devservices.stop(hub)
-        if rucio is not None:
-            rucio.stop()
-        devservices.stop(iam)
+    return hub.wait()
 
 
 def main(args) -> int:

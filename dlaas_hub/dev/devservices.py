@@ -74,7 +74,7 @@ def start_dev_iam(port: int, *, redirect_uris: list[str], client_id: str, client
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration", proc=proc)
-    except ServiceError:
+    except BaseException:  # it did not come up, or a stop was asked meanwhile
         stop(proc)
         raise
     return proc

@@ -160,6 +160,9 @@ def start_rucio(workdir: Path, port: int, *, issuer: str, timeout: float = 60.0)
     except ServiceError as e:
         stop(proc)
         raise ServiceError(f"{e}\n--- Rucio log ---\n{(workdir / 'rucio.log').read_text(errors='replace')[-3000:]}")
+    except BaseException:  # interrupted while waiting: never leave the server behind
+        stop(proc)
+        raise
     return RucioServer(url, proc, workdir, root_password, issuer)
 
 

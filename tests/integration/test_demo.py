@@ -5,6 +5,7 @@ what the first one made."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,9 +48,12 @@ def wait_for_server_environ(user, state, timeout=60):
     raise AssertionError(f"no server process for {user}")
 
 
-def stop_demo(proc):
+def stop_demo(proc, ports):
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    assert proc.wait(timeout=60) == 0
+    for name, port in ports.items():  # everything it started is gone: the ports are free again
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"the {name} port {port} still answers"
     return proc.stdout.read()
 
 
@@ -79,9 +83,25 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
             assert shutil.which(tool, path=env["PATH"]), f"{tool} is not on the server's PATH {env['PATH']}"
         assert env["RUCIO_CONFIG"] and f"127.0.0.1:{ports['rucio']}" in open(env["RUCIO_CONFIG"]).read()
     finally:
-        output = stop_demo(proc)
+        output = stop_demo(proc, ports)
     assert "Rucio bootstrap" not in output or "error" not in output.lower()
 
     proc, second = start_demo(state, ports)  # the database, accounts and datasets are kept
-    stop_demo(proc)
+    stop_demo(proc, ports)
     print(f"demo start: first {first:.1f} s, second {second:.1f} s")
+
+
+def test_stopping_the_demo_while_it_starts_stops_what_had_started(tmp_path):
+    try:
+        rucioserver.rucio_bin("gunicorn")
+    except devservices.ServiceError as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlaas_hub.ops.cli", "demo", f"--hub-port={ports['hub']}",
+         f"--iam-port={ports['iam']}", f"--rucio-port={ports['rucio']}", f"--state-dir={tmp_path / 'demo'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    devservices.wait_for_http(f"http://127.0.0.1:{ports['iam']}/.well-known/openid-configuration", proc=proc)
+    stop_demo(proc, ports)  # the IAM is up, Rucio and the hub are on their way
