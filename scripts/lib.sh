@@ -46,33 +46,25 @@ ensure_venv() {
   echo "$wanted" >> "$stamp"
 }
 
-# ensure_rucio_venv: the development Rucio server and client in .venv-rucio, installed once per
-# change of requirements/rucio.txt (a stamp file remembers which).
-ensure_rucio_venv() {
-  local dir=.venv-rucio stamp=.venv-rucio/.installed
-  if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && cmp -s requirements/rucio.txt "$stamp" \
-      && [ -x "$dir/bin/datalake" ]; then
+# ensure_frozen_venv DIR REQUIREMENTS WHAT: a virtual environment of its own, from a frozen requirements
+# file, with dlaas-hub beside it without its dependencies (for `datalake`, which needs only Rucio's
+# client); installed once per change of the requirements (a stamp file remembers which).
+ensure_frozen_venv() {
+  local dir="$1" requirements="$2" what="$3" stamp="$1/.installed"
+  if [ -x "$dir/bin/datalake" ] && [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then
     return
   fi
-  [ -x "$dir/bin/python" ] || { echo "== creating $dir (the development Rucio server)"; python3 -m venv "$dir"; }
-  echo "== installing the Rucio server into $dir (requirements/rucio.txt)"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check -r requirements/rucio.txt
-  # The `datalake` command beside Rucio's client (its only dependency), as a user image has it.
+  [ -x "$dir/bin/python" ] || { echo "== creating $dir ($what)"; python3 -m venv "$dir"; }
+  echo "== installing $what into $dir ($requirements)"
+  "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
-  cp requirements/rucio.txt "$stamp"
+  cp "$requirements" "$stamp"
 }
 
-# ensure_singleuser_venv: the demo's single-user environment (a profile image's stand-in) in
-# .venv-singleuser, with the Rucio JupyterLab extension; installed once per change of its requirements.
+# The development Rucio server and its client (Rucio pins its own dependencies).
+ensure_rucio_venv() { ensure_frozen_venv .venv-rucio requirements/rucio.txt "the development Rucio server"; }
+
+# The demo's single-user environment, a profile image's stand-in: JupyterLab, the Rucio extension and client.
 ensure_singleuser_venv() {
-  local dir=.venv-singleuser stamp=.venv-singleuser/.installed
-  if [ -x "$dir/bin/jupyterhub-singleuser" ] && [ -f "$stamp" ] && cmp -s requirements/singleuser.txt "$stamp" \
-      && [ -x "$dir/bin/datalake" ]; then
-    return
-  fi
-  [ -x "$dir/bin/python" ] || { echo "== creating $dir (the demo's single-user environment)"; python3 -m venv "$dir"; }
-  echo "== installing JupyterLab, the Rucio extension and client into $dir (requirements/singleuser.txt)"
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check -r requirements/singleuser.txt
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
-  cp requirements/singleuser.txt "$stamp"
+  ensure_frozen_venv .venv-singleuser requirements/singleuser.txt "JupyterLab with the Rucio extension and client"
 }

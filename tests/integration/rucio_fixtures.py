@@ -10,14 +10,19 @@ from dlaas_hub.dev import devservices, rucioserver
 from .conftest import start_hub
 
 
-@pytest.fixture(scope="module")
-def rucio(dev_iam, tmp_path_factory):
+def require_rucio() -> None:
+    """Skip (fail in CI) when the development Rucio server is not installed, saying how to install it."""
     try:
         rucioserver.rucio_bin("gunicorn")
     except devservices.ServiceError as e:
         if os.environ.get("CI"):
             pytest.fail(str(e))
         pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def rucio(dev_iam, tmp_path_factory):
+    require_rucio()
     workdir = tmp_path_factory.mktemp("rucio")
     server = rucioserver.start_rucio(workdir, devservices.free_port(), issuer=dev_iam)
     try:

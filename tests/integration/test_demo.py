@@ -13,16 +13,23 @@ import time
 import httpx
 import pytest
 
-from dlaas_hub.dev import devservices, rucioserver
+from dlaas_hub.dev import devservices
+
+from .rucio_fixtures import require_rucio
 
 pytestmark = pytest.mark.integration
 
 
-def start_demo(state, ports):
-    proc = subprocess.Popen(
+def launch_demo(state, ports):
+    """`dlaas-hub demo` as the README's script runs it, on free ports and its own state directory."""
+    return subprocess.Popen(
         [sys.executable, "-m", "dlaas_hub.ops.cli", "demo", f"--hub-port={ports['hub']}",
          f"--iam-port={ports['iam']}", f"--rucio-port={ports['rucio']}", f"--state-dir={state}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start_demo(state, ports):
+    proc = launch_demo(state, ports)
     started = time.monotonic()
     try:
         devservices.wait_for_http(f"http://127.0.0.1:{ports['hub']}/hub/health", timeout=120, proc=proc)
@@ -58,12 +65,7 @@ def stop_demo(proc, ports):
 
 
 def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
-    try:
-        rucioserver.rucio_bin("gunicorn")
-    except devservices.ServiceError as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+    require_rucio()
     ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
     state = tmp_path / "demo"
     proc, first = start_demo(state, ports)
@@ -92,16 +94,8 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
 
 
 def test_stopping_the_demo_while_it_starts_stops_what_had_started(tmp_path):
-    try:
-        rucioserver.rucio_bin("gunicorn")
-    except devservices.ServiceError as e:
-        if os.environ.get("CI"):
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+    require_rucio()
     ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dlaas_hub.ops.cli", "demo", f"--hub-port={ports['hub']}",
-         f"--iam-port={ports['iam']}", f"--rucio-port={ports['rucio']}", f"--state-dir={tmp_path / 'demo'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = launch_demo(tmp_path / "demo", ports)
     devservices.wait_for_http(f"http://127.0.0.1:{ports['iam']}/.well-known/openid-configuration", proc=proc)
     stop_demo(proc, ports)  # the IAM is up, Rucio and the hub are on their way
