@@ -23,6 +23,14 @@ def pytest_configure(config):
     os.environ["KUBECONFIG"] = path
 
 
+@pytest.fixture(autouse=True)
+def httpx_for_respx(monkeypatch):
+    """Unit tests answer the provider's requests with respx, which serves httpx clients: the hub's
+    own client (aiohttp) is tested against real servers, in tests/tokens/test_http_aiohttp.py and
+    every integration test."""
+    monkeypatch.setattr("dlaas_hub.tokens.http.DEFAULT_BACKEND", "httpx")
+
+
 @pytest.fixture
 def iam():
     """An IAM in respx routes (discovery, JWKS, token, userinfo); other HTTP calls are refused."""

@@ -8,12 +8,13 @@ import os
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Any, Float, Integer, Unicode, default
+from traitlets import Any, Float, Integer, Unicode, default, validate
 
 from ..errors import ConfigError, login_error
 from ..hubapi import credentials, metrics, pages
 from ..spawners.mixin import check_spawner_config
 from ..tokens.http import IAMError, make_client, request_json
+from ..tokens.limiter import RequestLimiter
 from ..tokens.renewal import Renewer
 from . import logscrub, startup
 from .accounts import AccountBinding
@@ -78,11 +79,33 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
         config=True,
         help="Timeout in seconds of each request to the provider (connecting is capped at 5 s).",
     )
-    iam_client = Any(help="The pooled httpx.AsyncClient used for every request to the provider.")
+    iam_concurrency_limit = Integer(
+        10,
+        config=True,
+        help="""At most this many requests from the hub to the provider at a time (sign-ins, token
+        exchanges, renewals, key and discovery fetches); the others wait in a queue, every sign-in's
+        before any renewal's, first come first served. A provider such as an INDIGO IAM serves many
+        services: this keeps a workshop's sign-ins and a storm of renewals from flooding it, while
+        the queue (``dlaas_iam_queue_length``, ``dlaas_iam_queue_wait_seconds``) shows when the
+        bound is too tight. Raise it with the provider's operators' consent; see the docs' page on
+        sizing for figures.""",
+    )
+    iam_client = Any(help="The hub's HTTP client for the provider (one keep-alive pool), bounded by "
+                          ":attr:`iam_concurrency_limit`.")
+
+    @validate("iam_concurrency_limit")
+    def _check_iam_concurrency_limit(self, proposal):
+        value = proposal.value
+        if value < 1 or value > 1000:
+            raise ConfigError(f"DLaaSAuthenticator.iam_concurrency_limit must be between 1 and 1000, not {value}")
+        return value
 
     @default("iam_client")
     def _iam_client_default(self):
-        return make_client(timeout=self.http_timeout, verify=self.validate_server_cert)
+        limiter = RequestLimiter(self.iam_concurrency_limit, on_change=metrics.observe_queue,
+                                 on_wait=metrics.observe_queue_wait)
+        return make_client(timeout=self.http_timeout, verify=self.validate_server_cert,
+                           max_connections=self.iam_concurrency_limit, limiter=limiter)
 
     @default("login_service")
     def _login_service_default(self):
@@ -293,7 +316,7 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
         paths.insert(paths.index(default) if default in paths else len(paths), pages.TEMPLATES)
 
     async def httpfetch(self, url, label="fetching", parse_json=True, raise_error=True, **kwargs):
-        """oauthenticator's JSON fetches, routed through the pooled httpx client."""
+        """oauthenticator's JSON fetches, routed through the hub's bounded client for the provider."""
         if not parse_json:
             return await super().httpfetch(url, label, parse_json, raise_error, **kwargs)
         try:

@@ -5,7 +5,7 @@ Labels carry outcomes, kinds and the operator's target names only: never a user 
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LOGINS = Counter(
     "dlaas_logins", "Sign-ins through DLaaSAuthenticator, by outcome "
@@ -21,6 +21,24 @@ RENEWALS_SKIPPED = Counter(
 CREDENTIALS_SERVED = Counter(
     "dlaas_credentials_served", "Answers of the credentials endpoint to token agents, by outcome "
     "(served, forbidden, not_found, login_expired).", ["outcome"])
+
+IAM_QUEUE_LENGTH = Gauge(
+    "dlaas_iam_queue_length", "Requests to the provider waiting for a slot "
+    "(DLaaSAuthenticator.iam_concurrency_limit), by priority (login, renewal).", ["priority"])
+IAM_IN_FLIGHT = Gauge("dlaas_iam_requests_in_flight", "Requests to the provider in flight.")
+IAM_QUEUE_WAIT_SECONDS = Histogram(
+    "dlaas_iam_queue_wait_seconds", "Time a request to the provider waited for a slot, by priority.",
+    ["priority"], buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+
+def observe_queue(limiter) -> None:
+    for priority in ("login", "renewal"):
+        IAM_QUEUE_LENGTH.labels(priority).set(limiter.queued(priority))
+    IAM_IN_FLIGHT.set(limiter.in_flight)
+
+
+def observe_queue_wait(priority: str, seconds: float) -> None:
+    IAM_QUEUE_WAIT_SECONDS.labels(priority).observe(seconds)
 
 
 def outcome_of(result) -> str:

@@ -1,4 +1,4 @@
-"""One pooled async HTTP client for every call to the identity provider, and the error model.
+"""One pooled async HTTP client per provider, the bound on its requests, and the error model.
 
 Errors carry the request's label, status and the OAuth ``error`` code only: never a response body,
 a query string or a header, since any of those may hold a token.
@@ -7,18 +7,29 @@ a query string or a header, since any of those may hold a token.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
+import os
 import random
 import re
-from urllib.parse import urlsplit, urlunsplit
+import ssl
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import aiohttp
 import httpx
+
+from .limiter import RequestLimiter
 
 #: Largest JSON document accepted from the identity provider. Real token responses and JWKS are a
 #: few kilobytes; anything far larger is an error or an attack, not data.
 MAX_RESPONSE_BYTES = 256 * 1024
 
 _OAUTH_ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
+
+DEFAULT_HEADERS = {"User-Agent": "dlaas-hub", "Accept": "application/json"}
+#: The client :func:`make_client` builds unless told otherwise.
+DEFAULT_BACKEND = "aiohttp"
 
 
 class IAMError(Exception):
@@ -52,16 +63,130 @@ def oauth_error_code(document) -> str | None:
     return None
 
 
-def make_client(*, timeout: float = 10.0, connect_timeout: float = 5.0, verify=True,
-                max_connections: int = 20) -> httpx.AsyncClient:
-    """The shared client: keep-alive pool, bounded timeouts, no redirects to other hosts."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        verify=verify,
-        follow_redirects=False,
-        headers={"User-Agent": "dlaas-hub", "Accept": "application/json"},
-    )
+class ProviderClient:
+    """What :func:`request_json` needs of a client: a bounded slot, one request, closing."""
+
+    def __init__(self, limiter: RequestLimiter | None = None):
+        self.limiter = limiter
+
+    def slot(self):
+        return self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+
+    async def fetch(self, method, url, *, headers, body, label, max_bytes, on_sent=None, on_connect=None):
+        """Send one request; returns (status, body). Raises :class:`IAMError` for transport failures."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()
+
+
+class AiohttpClient(ProviderClient):
+    """The hub's client: one aiohttp session (made in the running loop at first use) and its pool."""
+
+    def __init__(self, *, timeout: float, connect_timeout: float, verify=True, max_connections: int = 20,
+                 limiter: RequestLimiter | None = None):
+        super().__init__(limiter)
+        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self.verify = verify
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _ssl(self):
+        if not self.verify:
+            return False
+        if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+            return ssl.create_default_context()  # the operator's CA bundle, as httpx would take it
+        try:
+            import certifi
+        except ImportError:
+            return ssl.create_default_context()
+        return ssl.create_default_context(cafile=certifi.where())
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            trace = aiohttp.TraceConfig()
+
+            async def sent(session, context, params):
+                hooks = context.trace_request_ctx
+                if hooks and hooks[0] is not None:
+                    hooks[0]()
+
+            async def connecting(session, context, params):
+                hooks = context.trace_request_ctx
+                if hooks and hooks[1] is not None:
+                    hooks[1]()
+
+            trace.on_request_chunk_sent.append(sent)
+            trace.on_request_headers_sent.append(sent)
+            trace.on_connection_create_start.append(connecting)
+            connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self._ssl())
+            # trust_env: a proxy in HTTPS_PROXY is used, as by every other client of the hub.
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, trust_env=True,
+                                                  headers=DEFAULT_HEADERS, trace_configs=[trace],
+                                                  auto_decompress=True)
+        return self._session
+
+    async def fetch(self, method, url, *, headers, body, label, max_bytes, on_sent=None, on_connect=None):
+        hooks = (on_sent, on_connect) if on_sent is not None or on_connect is not None else None
+        try:
+            async with self.session().request(method, url, data=body, headers=headers, allow_redirects=False,
+                                              trace_request_ctx=hooks) as response:
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise IAMError(label, f"response larger than {max_bytes} bytes", status=response.status)
+                raw = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    raw.extend(chunk)
+                    if len(raw) > max_bytes:
+                        raise IAMError(label, f"response larger than {max_bytes} bytes", status=response.status)
+                return response.status, bytes(raw)
+        except asyncio.TimeoutError:
+            raise IAMError(label, f"timed out calling {safe_url(url)}", transient=True) from None
+        except aiohttp.ClientError as e:
+            raise IAMError(label, f"cannot reach {safe_url(url)} ({type(e).__name__})", transient=True) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class HttpxClient(ProviderClient):
+    """An ``httpx.AsyncClient`` behind the same interface (the token agent's, and respx in tests)."""
+
+    def __init__(self, client: httpx.AsyncClient, limiter: RequestLimiter | None = None):
+        super().__init__(limiter)
+        self.client = client
+
+    async def fetch(self, method, url, *, headers, body, label, max_bytes, on_sent=None, on_connect=None):
+        extensions = {}
+        if on_sent is not None or on_connect is not None:
+            async def trace(event: str, info: dict) -> None:
+                if on_sent is not None and event.endswith("send_request_body.complete"):
+                    on_sent()
+                elif on_connect is not None and event.startswith("connection.connect_") and event.endswith(".started"):
+                    on_connect()
+            extensions["trace"] = trace
+        try:
+            async with self.client.stream(method, url, headers=headers, content=body,
+                                          extensions=extensions) as response:
+                try:
+                    raw = await _read_limited(response, max_bytes)
+                except ValueError:
+                    raise IAMError(label, f"response larger than {max_bytes} bytes",
+                                   status=response.status_code) from None
+                return response.status_code, raw
+        except httpx.TimeoutException:
+            raise IAMError(label, f"timed out calling {safe_url(url)}", transient=True) from None
+        except httpx.TransportError as e:
+            raise IAMError(label, f"cannot reach {safe_url(url)} ({type(e).__name__})", transient=True) from None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -76,30 +201,64 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
     return bytes(body)
 
 
-async def request_json(client: httpx.AsyncClient, method: str, url: str, *, label: str,
+def as_provider_client(client) -> ProviderClient:
+    return client if isinstance(client, ProviderClient) else HttpxClient(client)
+
+
+def make_client(*, timeout: float = 10.0, connect_timeout: float = 5.0, verify=True,
+                max_connections: int = 20, limiter: RequestLimiter | None = None,
+                backend: str | None = None) -> ProviderClient:
+    """The hub's client for one provider: one keep-alive pool, bounded timeouts, no redirects.
+
+    ``backend`` is ``"aiohttp"`` (the default, chosen by ``benchmarks/http_clients.py``: a quarter
+    of httpx's CPU per request) or ``"httpx"``. ``limiter``, when given, bounds the requests in flight.
+    """
+    backend = backend or DEFAULT_BACKEND
+    if backend == "aiohttp":
+        return AiohttpClient(timeout=timeout, connect_timeout=connect_timeout, verify=verify,
+                             max_connections=max_connections, limiter=limiter)
+    if backend == "httpx":
+        return HttpxClient(httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            verify=verify, follow_redirects=False, headers=dict(DEFAULT_HEADERS),
+        ), limiter=limiter)
+    raise ValueError(f"unknown HTTP client {backend!r}: aiohttp or httpx")
+
+
+async def request_json(client, method: str, url: str, *, label: str,
                        retries: int = 0, backoff: float = 0.5, max_bytes: int = MAX_RESPONSE_BYTES,
-                       on_sent=None, on_connect=None, expect_json: bool = True, **kwargs) -> dict:
+                       on_sent=None, on_connect=None, expect_json: bool = True,
+                       data: dict | None = None, content=None, params: dict | None = None,
+                       headers: dict | None = None, auth: tuple[str, str] | None = None) -> dict:
     """Send one request and return its JSON object, retrying transient failures.
 
+    ``client`` is a :class:`ProviderClient` (or a bare ``httpx.AsyncClient``). ``data`` is sent
+    form-encoded, ``content`` as is; ``auth`` is a (client id, secret) pair for HTTP Basic.
     With ``expect_json=False`` a successful answer may have any body (RFC 7009's revocation answers
     with an empty one): a JSON object is returned as such, anything else as ``{}``.
     ``on_sent()``, when given, is called each time the request has been written to the connection;
     ``on_connect()`` each time it has to open a new connection first.
-    Raises :class:`IAMError`; a 4xx answer is never retried.
+    Each attempt waits for a slot of the client's limiter, if it has one; the pause between
+    attempts holds none. Raises :class:`IAMError`; a 4xx answer is never retried.
     """
-    if on_sent is not None or on_connect is not None:
-        async def trace(event: str, info: dict) -> None:
-            if on_sent is not None and event.endswith("send_request_body.complete"):
-                on_sent()
-            elif on_connect is not None and event.startswith("connection.connect_") and event.endswith(".started"):
-                on_connect()
-
-        kwargs["extensions"] = {**kwargs.get("extensions", {}), "trace": trace}
+    client = as_provider_client(client)
+    headers = dict(headers or {})
+    if params:
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+    body = content.encode() if isinstance(content, str) else content
+    if data is not None:
+        body = urlencode(data).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     attempt = 0
     while True:
         try:
-            return await _request_once(client, method, url, label=label, max_bytes=max_bytes,
-                                       expect_json=expect_json, **kwargs)
+            async with client.slot():
+                status, raw = await client.fetch(method, url, headers=headers, body=body, label=label,
+                                                 max_bytes=max_bytes, on_sent=on_sent, on_connect=on_connect)
+            return _document(status, raw, url=url, label=label, expect_json=expect_json)
         except IAMError as e:
             if not e.transient or attempt >= retries:
                 raise
@@ -108,25 +267,12 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, labe
         await asyncio.sleep(random.uniform(0, backoff * 2 ** (attempt - 1)))
 
 
-async def _request_once(client, method, url, *, label, max_bytes, expect_json=True, **kwargs) -> dict:
-    try:
-        async with client.stream(method, url, **kwargs) as response:
-            try:
-                body = await _read_limited(response, max_bytes)
-            except ValueError:
-                raise IAMError(label, f"response larger than {max_bytes} bytes",
-                               status=response.status_code) from None
-    except httpx.TimeoutException:
-        raise IAMError(label, f"timed out calling {safe_url(url)}", transient=True) from None
-    except httpx.TransportError as e:
-        raise IAMError(label, f"cannot reach {safe_url(url)} ({type(e).__name__})", transient=True) from None
-
+def _document(status: int, body: bytes, *, url: str, label: str, expect_json: bool) -> dict:
     try:
         document = json.loads(body) if body else None
     except ValueError:
         document = None
 
-    status = response.status_code
     if status >= 500:
         raise IAMError(label, f"HTTP {status} from {safe_url(url)}", status=status,
                        error=oauth_error_code(document), transient=True)

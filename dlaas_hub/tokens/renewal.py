@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from .claims import jwt_expiry, subject_mismatch
 from .exchange import ExchangedToken, ExchangeTarget
 from .http import IAMError
+from .limiter import renewal_priority
 
 
 class LoginExpired(Exception):
@@ -130,7 +131,8 @@ class Renewer:
             return None
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._renew(key, load, save))
+            with renewal_priority():  # its requests to the provider wait behind every sign-in's
+                task = asyncio.ensure_future(self._renew(key, load, save))
             self._inflight[key] = task
             task.add_done_callback(lambda _t, k=key: self._inflight.pop(k, None))
         return await asyncio.shield(task)

@@ -8,6 +8,7 @@ from traitlets.config import Config
 
 from dlaas_hub.auth import startup
 from dlaas_hub.auth.authenticator import AUTH_STATE_VERSION, ConfigError, DLaaSAuthenticator
+from dlaas_hub.tokens.http import AiohttpClient, HttpxClient
 
 from ..fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeHandler, basic_auth_header, on_the_wire
 
@@ -539,7 +540,23 @@ async def test_one_pooled_client_for_all_calls(iam, auth):
     await auth.authenticate(FakeHandler())
     await auth.authenticate(FakeHandler())
     assert iam.discovery.call_count == 1 and iam.jwks.call_count == 1
-    assert isinstance(auth.iam_client, httpx.AsyncClient)
+    assert isinstance(auth.iam_client, HttpxClient)  # tests/conftest.py: respx serves httpx
+    assert auth.iam_client.limiter.limit == auth.iam_concurrency_limit == 10
+
+
+def test_the_hubs_client_is_aiohttp_with_its_pool_as_large_as_the_bound(monkeypatch, crypt_key):
+    monkeypatch.setattr("dlaas_hub.tokens.http.DEFAULT_BACKEND", "aiohttp")  # what the hub runs
+    auth = DLaaSAuthenticator(oidc_issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                              iam_concurrency_limit=4)
+    assert isinstance(auth.iam_client, AiohttpClient)
+    assert auth.iam_client.max_connections == auth.iam_client.limiter.limit == 4
+
+
+@pytest.mark.parametrize("value", [0, -1, 5000])
+def test_a_concurrency_limit_out_of_range_names_the_setting(value, crypt_key):
+    with pytest.raises(ConfigError, match="DLaaSAuthenticator.iam_concurrency_limit"):
+        DLaaSAuthenticator(oidc_issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                           iam_concurrency_limit=value)
 
 
 async def test_no_token_in_logs_at_debug(iam, auth, caplog):

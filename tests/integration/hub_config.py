@@ -27,6 +27,6 @@ for _key, _value in settings_overrides.items():
 
 _handler = logging.StreamHandler()
 _handler.setFormatter(logging.Formatter("[%(levelname).1s %(name)s] %(message)s"))
-for _name in ("httpx", "httpcore", "dlaas_hub"):
+for _name in ("aiohttp", "httpx", "httpcore", "dlaas_hub"):
     logging.getLogger(_name).setLevel(logging.DEBUG)
     logging.getLogger(_name).addHandler(_handler)
