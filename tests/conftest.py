@@ -28,7 +28,7 @@ def httpx_for_respx(monkeypatch):
     """Unit tests answer the provider's requests with respx, which serves httpx clients: the hub's
     own client (aiohttp) is tested against real servers, in tests/tokens/test_http_aiohttp.py and
     every integration test."""
-    monkeypatch.setattr("dlaas_hub.tokens.http.DEFAULT_BACKEND", "httpx")
+    monkeypatch.setattr("dlaas_hub.tokens.hubclient.DEFAULT_BACKEND", "httpx")
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from traitlets import Any, Float, Integer, Unicode, default, validate
 from ..errors import ConfigError, login_error
 from ..hubapi import credentials, metrics, pages
 from ..spawners.mixin import check_spawner_config
-from ..tokens.http import IAMError, make_client, request_json
+from ..tokens.http import IAMError, request_json
+from ..tokens.hubclient import make_client
 from ..tokens.limiter import RequestLimiter
 from ..tokens.renewal import Renewer
 from . import logscrub, startup

@@ -1,4 +1,7 @@
-"""One pooled async HTTP client per provider, the bound on its requests, and the error model.
+"""Requests to the identity provider (or the hub): the client interface, httpx's, and the error model.
+
+The hub's own client, aiohttp's, is in :mod:`dlaas_hub.tokens.hubclient`: the token agent, which
+runs in the user's image, needs only httpx.
 
 Errors carry the request's label, status and the OAuth ``error`` code only: never a response body,
 a query string or a header, since any of those may hold a token.
@@ -10,13 +13,10 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import random
 import re
-import ssl
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import aiohttp
 import httpx
 
 from .limiter import RequestLimiter
@@ -28,8 +28,6 @@ MAX_RESPONSE_BYTES = 256 * 1024
 _OAUTH_ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 
 DEFAULT_HEADERS = {"User-Agent": "dlaas-hub", "Accept": "application/json"}
-#: The client :func:`make_client` builds unless told otherwise.
-DEFAULT_BACKEND = "aiohttp"
 
 
 class IAMError(Exception):
@@ -86,75 +84,6 @@ class ProviderClient:
         await self.aclose()
 
 
-class AiohttpClient(ProviderClient):
-    """The hub's client: one aiohttp session (made in the running loop at first use) and its pool."""
-
-    def __init__(self, *, timeout: float, connect_timeout: float, verify=True, max_connections: int = 20,
-                 limiter: RequestLimiter | None = None):
-        super().__init__(limiter)
-        self.timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self.verify = verify
-        self.max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _ssl(self):
-        if not self.verify:
-            return False
-        if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
-            return ssl.create_default_context()  # the operator's CA bundle, as httpx would take it
-        try:
-            import certifi
-        except ImportError:
-            return ssl.create_default_context()
-        return ssl.create_default_context(cafile=certifi.where())
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            trace = aiohttp.TraceConfig()
-
-            async def sent(session, context, params):
-                hooks = context.trace_request_ctx
-                if hooks and hooks[0] is not None:
-                    hooks[0]()
-
-            async def connecting(session, context, params):
-                hooks = context.trace_request_ctx
-                if hooks and hooks[1] is not None:
-                    hooks[1]()
-
-            trace.on_request_chunk_sent.append(sent)
-            trace.on_request_headers_sent.append(sent)
-            trace.on_connection_create_start.append(connecting)
-            connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self._ssl())
-            # trust_env: a proxy in HTTPS_PROXY is used, as by every other client of the hub.
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, trust_env=True,
-                                                  headers=DEFAULT_HEADERS, trace_configs=[trace],
-                                                  auto_decompress=True)
-        return self._session
-
-    async def fetch(self, method, url, *, headers, body, label, max_bytes, on_sent=None, on_connect=None):
-        hooks = (on_sent, on_connect) if on_sent is not None or on_connect is not None else None
-        try:
-            async with self.session().request(method, url, data=body, headers=headers, allow_redirects=False,
-                                              trace_request_ctx=hooks) as response:
-                if response.content_length is not None and response.content_length > max_bytes:
-                    raise IAMError(label, f"response larger than {max_bytes} bytes", status=response.status)
-                raw = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    raw.extend(chunk)
-                    if len(raw) > max_bytes:
-                        raise IAMError(label, f"response larger than {max_bytes} bytes", status=response.status)
-                return response.status, bytes(raw)
-        except asyncio.TimeoutError:
-            raise IAMError(label, f"timed out calling {safe_url(url)}", transient=True) from None
-        except aiohttp.ClientError as e:
-            raise IAMError(label, f"cannot reach {safe_url(url)} ({type(e).__name__})", transient=True) from None
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
 class HttpxClient(ProviderClient):
     """An ``httpx.AsyncClient`` behind the same interface (the token agent's, and respx in tests)."""
 
@@ -203,27 +132,6 @@ async def _read_limited(response: httpx.Response, limit: int) -> bytes:
 
 def as_provider_client(client) -> ProviderClient:
     return client if isinstance(client, ProviderClient) else HttpxClient(client)
-
-
-def make_client(*, timeout: float = 10.0, connect_timeout: float = 5.0, verify=True,
-                max_connections: int = 20, limiter: RequestLimiter | None = None,
-                backend: str | None = None) -> ProviderClient:
-    """The hub's client for one provider: one keep-alive pool, bounded timeouts, no redirects.
-
-    ``backend`` is ``"aiohttp"`` (the default, chosen by ``benchmarks/http_clients.py``: a quarter
-    of httpx's CPU per request) or ``"httpx"``. ``limiter``, when given, bounds the requests in flight.
-    """
-    backend = backend or DEFAULT_BACKEND
-    if backend == "aiohttp":
-        return AiohttpClient(timeout=timeout, connect_timeout=connect_timeout, verify=verify,
-                             max_connections=max_connections, limiter=limiter)
-    if backend == "httpx":
-        return HttpxClient(httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            verify=verify, follow_redirects=False, headers=dict(DEFAULT_HEADERS),
-        ), limiter=limiter)
-    raise ValueError(f"unknown HTTP client {backend!r}: aiohttp or httpx")
 
 
 async def request_json(client, method: str, url: str, *, label: str,

@@ -8,7 +8,8 @@ from traitlets.config import Config
 
 from dlaas_hub.auth import startup
 from dlaas_hub.auth.authenticator import AUTH_STATE_VERSION, ConfigError, DLaaSAuthenticator
-from dlaas_hub.tokens.http import AiohttpClient, HttpxClient
+from dlaas_hub.tokens.http import HttpxClient
+from dlaas_hub.tokens.hubclient import AiohttpClient
 
 from ..fakeiam import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeHandler, basic_auth_header, on_the_wire
 
@@ -545,7 +546,7 @@ async def test_one_pooled_client_for_all_calls(iam, auth):
 
 
 def test_the_hubs_client_is_aiohttp_with_its_pool_as_large_as_the_bound(monkeypatch, crypt_key):
-    monkeypatch.setattr("dlaas_hub.tokens.http.DEFAULT_BACKEND", "aiohttp")  # what the hub runs
+    monkeypatch.setattr("dlaas_hub.tokens.hubclient.DEFAULT_BACKEND", "aiohttp")  # what the hub runs
     auth = DLaaSAuthenticator(oidc_issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                               iam_concurrency_limit=4)
     assert isinstance(auth.iam_client, AiohttpClient)

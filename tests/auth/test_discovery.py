@@ -5,7 +5,8 @@ import pytest
 import respx
 
 from dlaas_hub.auth.discovery import ProviderMetadata, discovery_url, issuers_match
-from dlaas_hub.tokens.http import IAMError, make_client
+from dlaas_hub.tokens.http import IAMError
+from dlaas_hub.tokens.hubclient import make_client
 
 from ..fakeiam import FakeIAM
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from dlaas_hub.auth.idtoken import IDTokenError, JWKSCache, at_hash, new_nonce_seed, nonce_for, verify_id_token
-from dlaas_hub.tokens.http import make_client
+from dlaas_hub.tokens.hubclient import make_client
 
 from ..fakeiam import CLIENT_ID, ec_key, public_jwk, rsa_key
 

@@ -1,6 +1,8 @@
 import asyncio
 import os
 import stat
+import subprocess
+import sys
 import time
 
 import httpx
@@ -186,3 +188,10 @@ def test_agent_process_serves_files_and_exits_cleanly_on_sigterm(tmp_path):
         if agent.poll() is None:
             agent.kill()
         server.shutdown()
+
+
+def test_the_agent_needs_no_aiohttp():
+    # It runs in the user's image, which has httpx (the hub's client, aiohttp, may be missing there).
+    code = "import sys; sys.modules['aiohttp'] = None; import dlaas_hub.server.agent, dlaas_hub.ops.cli"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -16,7 +16,7 @@ from dlaas_hub.tokens.exchange import (
     exchange_all,
     exchange_token,
 )
-from dlaas_hub.tokens.http import make_client
+from dlaas_hub.tokens.hubclient import make_client
 
 from ..fakeiam import CLIENT_ID, CLIENT_SECRET, basic_auth_header, on_the_wire
 

@@ -2,7 +2,8 @@ import httpx
 import pytest
 import respx
 
-from dlaas_hub.tokens.http import MAX_RESPONSE_BYTES, IAMError, make_client, oauth_error_code, request_json, safe_url
+from dlaas_hub.tokens.http import MAX_RESPONSE_BYTES, IAMError, oauth_error_code, request_json, safe_url
+from dlaas_hub.tokens.hubclient import make_client
 
 URL = "https://iam.test.example/thing"
 

@@ -8,7 +8,8 @@ import pytest
 from tornado import web
 from tornado.httpserver import HTTPServer
 
-from dlaas_hub.tokens.http import MAX_RESPONSE_BYTES, AiohttpClient, IAMError, make_client, request_json
+from dlaas_hub.tokens.http import MAX_RESPONSE_BYTES, IAMError, request_json
+from dlaas_hub.tokens.hubclient import AiohttpClient, make_client
 from dlaas_hub.tokens.limiter import RequestLimiter
 
 
