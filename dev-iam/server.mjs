@@ -55,7 +55,11 @@ const faults = {
   failMode: opts['fail-mode'], // none | 500 | hang
   failPaths: [], // path prefixes the failure applies to; empty means every OIDC path
 };
-const stats = { requests: {}, grants: {}, grantErrors: {} };
+const freshStats = () => ({ requests: {}, grants: {}, grantErrors: {}, in_flight: 0, peak_in_flight: 0,
+  first_request_ms: null, last_answer_ms: null });
+// in_flight / peak_in_flight: requests being answered at once; first_request_ms / last_answer_ms: the
+// span in which the IAM was busy (epoch milliseconds), for the load benchmarks.
+const stats = freshStats();
 
 const users = new Map();
 for (const user of JSON.parse(readFileSync(opts.users, 'utf8')).users) {
@@ -268,6 +272,11 @@ const server = http.createServer(async (req, res) => {
   try {
     if (path === '/_dev/control') return await controlHandler(req, res);
     count(stats.requests, path);
+    stats.in_flight += 1;
+    stats.peak_in_flight = Math.max(stats.peak_in_flight, stats.in_flight);
+    stats.first_request_ms ??= Date.now();
+    const counted = stats;
+    res.once('close', () => { counted.in_flight -= 1; counted.last_answer_ms = Date.now(); });
     if (faults.delayMs > 0) await new Promise((r) => setTimeout(r, faults.delayMs));
     const faulty = faults.failMode !== 'none'
       && (faults.failPaths.length === 0 || faults.failPaths.some((p) => path.startsWith(p)));
@@ -293,7 +302,7 @@ async function controlHandler(req, res) {
     if ('fail_mode' in update) faults.failMode = update.fail_mode;
     if ('fail_paths' in update) faults.failPaths = update.fail_paths;
     if ('delay_ms' in update) faults.delayMs = Number(update.delay_ms);
-    if (update.reset_stats) Object.assign(stats, { requests: {}, grants: {}, grantErrors: {} });
+    if (update.reset_stats) Object.assign(stats, freshStats());
   }
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ faults: { fail_mode: faults.failMode, fail_paths: faults.failPaths, delay_ms: faults.delayMs }, stats }));

@@ -157,3 +157,14 @@ async def test_the_limiter_bounds_what_reaches_the_server(server):
         await client.aclose()
     assert len(server.requests) == 30
     assert server.peak == client.limiter.peak == 3
+
+
+def test_the_proxy_comes_from_the_environment_once_per_origin(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "iam.internal")
+    client = make_client(backend="aiohttp")
+    assert client.proxy_for("https://iam.example/token") == "http://proxy.example:3128"
+    assert client.proxy_for("https://iam.internal/token") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert client.proxy_for("https://iam.example/jwks") == "http://proxy.example:3128"  # cached
+    assert make_client(backend="aiohttp").proxy_for("https://iam.example/jwks") is None
