@@ -183,7 +183,11 @@ class TokenKeeping(HasTraits):
     async def refresh_user(self, user, handler=None, **kwargs):
         """JupyterHub's periodic check (``auth_refresh_age``, ``refresh_pre_spawn``): renew if due.
 
-        A transient provider failure never logs the user out (on JupyterHub 5.5 a failed refresh of a
-        token-authenticated request is a 403, which would break the server's token agent).
+        A transient provider failure never logs the user out. When the login has expired, a browser
+        is sent to sign in again; a request with an API token goes on, so that the credentials
+        endpoint can tell the server's token agent why (JupyterHub 5.5 would answer a bare 403).
         """
-        return await self.refresh_credentials(user)
+        if await self.refresh_credentials(user):
+            return True
+        get_auth_token = getattr(handler, "get_auth_token", None)
+        return bool(callable(get_auth_token) and get_auth_token())

@@ -2,7 +2,8 @@
 
 ``GET /hub/dlaas/tokens`` (signed-in users, linked from the home page) and
 ``GET /hub/api/dlaas/tokens`` (the user's own API token) list the exchanged tokens by target:
-audience, scope, expiry, last renewal and last error, and the user's running servers: the profile
+audience, scope, expiry, last renewal and last error; whether the user must sign in again (the
+provider refused their refresh token); and the user's running servers: the profile
 each runs and when its token agent last fetched its files. They never show a token value.
 """
 
@@ -16,7 +17,7 @@ from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
 
-from ..tokens.status import token_status
+from ..tokens.status import sign_in_needed, token_status
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
@@ -28,9 +29,10 @@ def _iso(at) -> str:
 
 
 class _StatusMixin:
-    async def tokens_of(self, user) -> list[dict]:
-        targets = getattr(self.authenticator, "targets", [])
-        return token_status(await user.get_auth_state(), targets)
+    async def status_of(self, user) -> tuple[list[dict], dict | None]:
+        """The user's tokens, and whether they must sign in again (read from one auth_state load)."""
+        auth_state = await user.get_auth_state()
+        return token_status(auth_state, getattr(self.authenticator, "targets", [])), sign_in_needed(auth_state)
 
     def servers_of(self, user) -> list[dict]:
         """The user's active servers (default first), each with its profile and last credentials fetch."""
@@ -52,10 +54,10 @@ class TokenStatusHandler(_StatusMixin, BaseHandler):
     @web.authenticated
     async def get(self):
         user = self.current_user
-        tokens = await self.tokens_of(user)
+        tokens, sign_in = await self.status_of(user)
         self.set_header("Cache-Control", "no-store")
         html = await self.render_template("dlaas-tokens.html", tokens=tokens, servers=self.servers_of(user),
-                                          when=_iso)
+                                          when=_iso, sign_in_needed=sign_in)
         self.finish(html)
 
 
@@ -66,8 +68,9 @@ class TokenStatusAPIHandler(_StatusMixin, APIHandler):
             raise web.HTTPError(403, "Only a user's own API token may read their token status")
         if not has_scope(f"read:users!user={user.name}", self.parsed_scopes, db=self.db):
             raise web.HTTPError(403, f"Requires read:users!user={user.name}")
+        tokens, sign_in = await self.status_of(user)
         self.set_header("Cache-Control", "no-store")
-        self.finish({"user": user.name, "tokens": await self.tokens_of(user), "servers": self.servers_of(user)})
+        self.finish({"user": user.name, "tokens": tokens, "sign_in_needed": sign_in, "servers": self.servers_of(user)})
 
 
 def handlers() -> list[tuple[str, type]]:

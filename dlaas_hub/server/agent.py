@@ -2,7 +2,9 @@
 
 It asks the hub for the server's current credential files with the server's own API token and
 rewrites them atomically before they expire. It never deletes a file, so a failed round keeps the
-still-valid tokens in place, and it backs off (with jitter) while the hub is unreachable.
+still-valid tokens in place, and it backs off (with jitter) while the hub is unreachable, so that
+a hub coming back from a restart is not met by every agent at once. When the hub answers that the
+user's sign-in has expired (401), it says so once and asks again only every few minutes.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class TokenAgent:
         self.written: dict[str, str] = {}
         self.rounds = 0
         self.dirs_missing = list(config.make_dirs)
+        self.expired = False  # the hub said the user must sign in again
 
     async def fetch(self) -> tuple[list[CredentialFile], int | None]:
         document = await request_json(
@@ -127,17 +130,40 @@ class TokenAgent:
         try:
             files, expires_at = await self.fetch()
             changed = self.write(files)
-        except (IAMError, CredentialError, OSError) as e:
-            self.failures += 1
-            delay = self.backoff()
-            if isinstance(e, IAMError) and e.status == 403:
-                log.error("The hub refused this server's token (403): is the custom:dlaas:tokens scope granted?")
-            log.warning("Could not renew credentials (%s); keeping the current files, retrying in %.0f s",
-                        e if not isinstance(e, OSError) else type(e).__name__, delay)
-            return delay
+        except IAMError as e:
+            if e.status == 401:
+                return self.sign_in_needed()
+            return self.failed(e)
+        except (CredentialError, OSError) as e:
+            return self.failed(e)
+        if self.expired:
+            log.info("The user signed in again: credentials are being renewed again")
+            self.expired = False
         self.failures = 0
         delay = self.next_delay(expires_at)
         log.info("Credentials up to date (%d file(s) rewritten); next check in %.0f s", changed, delay)
+        return delay
+
+    def sign_in_needed(self) -> float:
+        """The hub says the user's sign-in has expired: say so once, then ask rarely, never in step."""
+        self.failures += 1
+        delay = random.uniform(self.config.max_backoff / 2, self.config.max_backoff)
+        if not self.expired:
+            log.error("The hub cannot renew this server's tokens: the user's sign-in has expired and they "
+                      "must sign in to the hub again. The current files stay until they expire; asking the "
+                      "hub again every few minutes")
+            self.expired = True
+        else:
+            log.info("Still waiting for the user to sign in again; next check in %.0f s", delay)
+        return delay
+
+    def failed(self, e: Exception) -> float:
+        self.failures += 1
+        delay = self.backoff()
+        if isinstance(e, IAMError) and e.status == 403:
+            log.error("The hub refused this server's token (403): is the custom:dlaas:tokens scope granted?")
+        log.warning("Could not renew credentials (%s); keeping the current files, retrying in %.0f s",
+                    e if not isinstance(e, OSError) else type(e).__name__, delay)
         return delay
 
     async def run(self) -> None:

@@ -7,7 +7,10 @@ Hub-free: the authenticator supplies the provider calls. The rules:
   then one exchange per due target, however many requests ask at the same time (single flight);
 - a transient failure (timeout, 5xx, refused connection) keeps the still-valid tokens and the user's
   login, and blocks new attempts for a jittered, growing backoff, so a failing IAM is not hammered;
-- only a definitive refusal of the refresh token (``invalid_grant``) ends the login;
+- only a definitive refusal of the refresh token (``invalid_grant``) ends the login, and it is recorded
+  in the auth_state (``login_expired``), so that nothing asks the provider again until the user
+  signs in anew (a refresh answer lost with a killed hub ends here when the provider rotates
+  refresh tokens: the old one is refused);
 - every refreshed or exchanged token must be about the subject the account is bound to: a token
   about anyone else is never stored, and ends the login.
 """
@@ -141,6 +144,21 @@ class Renewer:
         auth_state = await load()
         if not auth_state:
             raise LoginExpired("no auth_state")
+        if auth_state.get("login_expired"):
+            raise LoginExpired("the login has expired")  # recorded earlier: the provider is not asked again
+        try:
+            return await self._renew_state(key, auth_state, save)
+        except LoginExpired as e:
+            await self._record_expiry(load, save, str(e))
+            raise
+
+    async def _record_expiry(self, load, save, reason: str) -> None:
+        auth_state = await load()  # as stored: whatever this attempt changed in memory is not kept
+        if auth_state and not auth_state.get("login_expired"):
+            auth_state["login_expired"] = {"at": int(time.time()), "reason": reason[:200]}
+            await save(auth_state)
+
+    async def _renew_state(self, key, auth_state: dict, save) -> RenewalResult | None:
         now = time.time()
         access_due, targets = self.due(auth_state, now)
         if not targets:

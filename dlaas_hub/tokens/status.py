@@ -43,3 +43,11 @@ def token_status(auth_state: dict | None, targets=(), now: float | None = None) 
                            "at": _when(error.get("at"))} if isinstance(error, dict) else None,
         })
     return entries
+
+
+def sign_in_needed(auth_state: dict | None) -> dict | None:
+    """``{"at", "reason"}`` when the provider refused the user's refresh token: they must sign in again."""
+    expired = (auth_state or {}).get("login_expired")
+    if not isinstance(expired, dict):
+        return None
+    return {"at": _when(expired.get("at")), "reason": str(expired.get("reason") or "")}

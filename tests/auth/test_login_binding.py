@@ -117,6 +117,13 @@ async def user(iam, auth):
     return StoredUser(model["name"], model["auth_state"])
 
 
+def assert_only_the_expiry_recorded(user, before):
+    """No token of the other subject is kept: the stored state gains only the sign-in-again mark."""
+    after = dict(user.state)
+    assert "another subject" in after.pop("login_expired")["reason"]
+    assert after == before and user.saves == 1
+
+
 async def test_a_refreshed_access_token_about_another_subject_ends_the_login(iam, auth, user, caplog):
     now = int(time.time())
     iam.refresh_extra = {"access_token": iam.sign({"iss": iam.issuer, "sub": "sub-of-someone-else",
@@ -125,25 +132,27 @@ async def test_a_refreshed_access_token_about_another_subject_ends_the_login(iam
     before = dict(user.state)
     with caplog.at_level(logging.WARNING):
         assert await auth.refresh_credentials(user) is False
-    assert user.state == before and user.saves == 0
+    assert_only_the_expiry_recorded(user, before)
     assert "refreshed access_token is not about IAM subject 'sub-123'" in caplog.text
 
 
 async def test_a_refreshed_id_token_about_another_subject_ends_the_login(iam, auth, user, caplog):
     iam.refresh_extra = {"id_token": iam.id_token(sub="sub-of-someone-else")}
     expire(user, "eos", access=True)
+    before = dict(user.state)
     with caplog.at_level(logging.WARNING):
         assert await auth.refresh_credentials(user) is False
-    assert user.saves == 0
+    assert_only_the_expiry_recorded(user, before)
     assert "refreshed id_token is not about IAM subject" in caplog.text
 
 
 async def test_a_re_exchanged_token_about_another_subject_ends_the_login(iam, auth, user, caplog):
     iam.exchange_sub = "sub-of-someone-else"
     expire(user, "rucio")
+    before = dict(user.state)
     with caplog.at_level(logging.WARNING):
         assert await auth.refresh_credentials(user) is False
-    assert user.saves == 0
+    assert_only_the_expiry_recorded(user, before)
     assert "rucio token is not about IAM subject" in caplog.text
 
 

@@ -195,3 +195,30 @@ def test_the_agent_needs_no_aiohttp():
     code = "import sys; sys.modules['aiohttp'] = None; import dlaas_hub.server.agent, dlaas_hub.ops.cli"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@respx.mock
+async def test_an_expired_sign_in_is_said_once_and_asked_again_rarely(config, caplog):
+    caplog.set_level("INFO")
+    route = respx.get(URL).mock(return_value=answer(int(time.time()) + 500))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    route.mock(return_value=httpx.Response(401, json={"message": "The user's sign-in has expired"}))
+    delays = [await agent.run_once() for _ in range(4)]
+    assert all(config.max_backoff / 2 <= d <= config.max_backoff for d in delays)
+    assert len(set(delays)) > 1  # jittered: a hundred agents do not come back together
+    assert caplog.text.count("must sign in to the hub again") == 1
+    assert os.path.exists(os.path.join(config.directory, "eos-token"))  # the current files stay
+    route.mock(return_value=answer(int(time.time()) + 500))
+    await agent.run_once()
+    assert "The user signed in again" in caplog.text and not agent.expired
+
+
+@respx.mock
+async def test_a_hub_that_is_down_is_retried_with_growing_jittered_pauses(config):
+    respx.get(URL).mock(side_effect=httpx.ConnectError("refused"))
+    agent = TokenAgent(config)
+    delays = [await agent.run_once() for _ in range(8)]
+    assert all(config.min_interval <= d <= config.max_backoff for d in delays)
+    assert max(delays[4:]) > max(delays[:2])  # the ceiling grows with each failure
+    assert len(set(delays)) == len(delays)

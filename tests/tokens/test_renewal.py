@@ -226,3 +226,60 @@ async def test_a_new_login_resets_the_schedule(iam, auth, user):
     iam.exchange_failures.clear()
     await auth.authenticate(FakeHandler())  # the user signs in again
     assert user.name not in auth.renewer._backoff and user.name not in auth.renewer._next_due
+
+
+async def test_a_refused_refresh_is_recorded_and_the_provider_is_not_asked_again(iam, auth, user, caplog):
+    # The hub was killed after the provider rotated the refresh token and before the answer was saved:
+    # the stored one is refused. One refusal, recorded; then no request to the provider, no loop.
+    expire(user, "eos", "rucio", access=True)
+    iam.refresh_token = "rotated-while-the-hub-was-down"
+    assert await auth.refresh_user(user) is False
+    assert user.state["login_expired"]["at"] >= int(time.time()) - 5
+    assert "invalid_grant" in user.state["login_expired"]["reason"]
+    before = calls(iam)
+    auth.renewer.forget(user.name)  # as after a restart: nothing in memory
+    for _ in range(5):
+        assert await auth.refresh_user(user) is False
+    assert calls(iam) == before
+    assert caplog.text.count("refused the refresh token") == 1
+
+
+async def test_signing_in_again_clears_the_expired_state(iam, auth, user):
+    expire(user, "eos", access=True)
+    good = iam.refresh_token
+    iam.refresh_token = "rotated"
+    assert await auth.refresh_user(user) is False
+    iam.refresh_token = good
+    model = await auth.authenticate(FakeHandler())  # the user signs in again
+    assert "login_expired" not in model["auth_state"]
+    user.state = model["auth_state"]
+    expire(user, "eos", access=True)
+    assert await auth.refresh_user(user) is True
+
+
+async def test_an_expired_login_keeps_api_requests_going_so_the_endpoint_can_say_why(iam, auth, user):
+    class APIRequest:
+        def get_auth_token(self):
+            return "a-server-token"
+
+    class BrowserRequest:
+        def get_auth_token(self):
+            return None
+
+    expire(user, "eos", access=True)
+    iam.refresh_token = "rotated"
+    assert await auth.refresh_user(user, BrowserRequest()) is False  # JupyterHub sends the browser to sign in
+    assert await auth.refresh_user(user, APIRequest()) is True  # the credentials endpoint answers 401
+    assert await auth.refresh_credentials(user) is False
+
+
+async def test_after_a_restart_a_saved_renewal_is_not_repeated(iam, auth, user):
+    expire(user, "eos", "rucio", access=True)
+    assert await auth.refresh_user(user) is True
+    before = calls(iam)
+    restarted = make(refresh_margin=300, refresh_backoff=0.2)  # a new hub process: nothing in memory
+    try:
+        results = await asyncio.gather(*(restarted.refresh_user(user) for _ in range(20)))
+    finally:
+        await restarted.iam_client.aclose()
+    assert all(results) and calls(iam) == before
