@@ -1,0 +1,114 @@
+"""Tokens falling due together: every user's token agents ask the hub at once.
+
+One process tree on loopback: the development IAM (``--delay-ms`` per request, on a CPU of its own
+when there are two or more, rotating refresh tokens) and a hub with the demo's configuration. Every
+one of ``--users`` signs in; once all their tokens are due, each user's credentials are asked for
+``--asks`` times at once (as several servers' token agents would), through the real endpoint.
+
+Printed: the answers' p50/p95/max, the IAM's requests by grant and the duplicates (refreshes beyond
+one per user, exchanges beyond one per user and target), the IAM's peak concurrency against the
+hub's bound, the IAM's busy span and the target (p95 within 1.25x that span plus 1 s), the hub's
+event-loop stalls, and its memory: at rest, per signed-in user, and after the storm.
+
+    .venv/bin/python -m benchmarks.renewal_storm [--users 100] [--asks 3] [--delay-ms 25] [--limit 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from dlaas_hub.dev import devservices
+
+from . import loadkit
+
+CONFIG = Path(__file__).with_name("storm_hub_config.py")
+LIFETIME = 60  # seconds, of the access and exchanged tokens
+
+
+async def storm(hub_url: str, token: str, names: list[str], asks: int) -> list[tuple[float, int, int | None]]:
+    limits = httpx.Limits(max_connections=len(names) * asks, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        async def one(name):
+            started = time.perf_counter()
+            r = await client.get(f"{hub_url}/hub/api/dlaas/users/{name}/credentials", params={"server": ""},
+                                 headers={"Authorization": f"token {token}"})
+            expires_at = r.json().get("expires_at") if r.status_code == 200 else None
+            return time.perf_counter() - started, r.status_code, expires_at
+        return await asyncio.gather(*(one(n) for n in names for _ in range(asks)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--asks", type=int, default=3, help="credentials requests per user, all at once")
+    parser.add_argument("--delay-ms", type=int, default=25)
+    parser.add_argument("--limit", type=int, default=10, help="DLaaSAuthenticator.iam_concurrency_limit")
+    parser.add_argument("--concurrency", type=int, default=15, help="sign-ins at a time, before the storm")
+    args = parser.parse_args()
+
+    names = [loadkit.user_name(i) for i in range(args.users)]
+    port = devservices.free_port()
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        iam = loadkit.IAM(Path(tmp), args.users, [f"http://127.0.0.1:{port}/hub/oauth_callback"],
+                          extra_args=[f"--access-token-ttl={LIFETIME}", f"--exchange-token-ttl={LIFETIME}",
+                                      "--rotate-refresh-tokens"])
+        try:
+            with loadkit.hub(Path(tmp), "storm", CONFIG, iam, port, storm_token=token,
+                             refresh_margin=LIFETIME / 2, iam_concurrency_limit=args.limit) as (url, proc, log):
+                rest = loadkit.rss_mib(proc.pid)
+                with ThreadPoolExecutor(args.concurrency) as pool:
+                    list(pool.map(lambda n: loadkit.sign_in(url, iam.url, n), names))
+                signed_in = time.time()
+                time.sleep(1)
+                loaded = loadkit.rss_mib(proc.pid)
+                time.sleep(max(0.0, LIFETIME / 2 + 1 - (time.time() - signed_in)))  # everyone's tokens are due
+                iam.set(delay_ms=args.delay_ms, reset_stats=True)
+                lag_before = loadkit.loop_lag_histogram(url, token)
+                log_offset = log.stat().st_size
+                cpu = loadkit.cpu_seconds(proc.pid)
+                started = time.perf_counter()
+                answers = asyncio.run(storm(url, token, names, args.asks))
+                wall = time.perf_counter() - started
+                cpu = loadkit.cpu_seconds(proc.pid) - cpu
+                stats = iam.stats()
+                lag = loadkit.worst_lag(lag_before, loadkit.loop_lag_histogram(url, token))
+                stalls = loadkit.loop_stalls(log, log_offset)
+                after = loadkit.rss_mib(proc.pid)
+        finally:
+            devservices.stop(iam.proc)
+
+    times = [t for t, _, _ in answers]
+    statuses = {s for _, s, _ in answers}
+    fresh = sum(1 for _, s, exp in answers if s == 200 and exp and exp > signed_in + LIFETIME / 2)
+    grants = stats["grants"]
+    refreshes = grants.get("refresh_token", 0)
+    exchanges = grants.get("urn:ietf:params:oauth:grant-type:token-exchange", 0)
+    busy = (stats["last_answer_ms"] - stats["first_request_ms"]) / 1000 if stats["first_request_ms"] else 0.0
+    p95 = loadkit.percentile(times, 95)
+    print(f"JupyterHub {__import__('jupyterhub').__version__}; {args.users} users, {args.asks} credentials requests "
+          f"each at once ({len(answers)}); IAM {args.delay_ms} ms per request; iam_concurrency_limit {args.limit}")
+    print(f"  answers: HTTP {sorted(statuses)}, {fresh} of {len(answers)} with renewed tokens; "
+          f"p50 {statistics.median(times):.2f} s, p95 {p95:.2f} s, max {max(times):.2f} s; storm over in {wall:.2f} s")
+    print(f"  IAM requests by grant: {grants}; errors: {stats['grantErrors'] or 'none'}")
+    print(f"  duplicates: {refreshes - args.users} refreshes, {exchanges - 2 * args.users} exchanges beyond one per "
+          f"user and target")
+    print(f"  IAM peak concurrency {stats['peak_in_flight']} (bound {args.limit}); IAM busy span {busy:.2f} s; "
+          f"p95 target {1.25 * busy + 1:.2f} s: {'met' if p95 <= 1.25 * busy + 1 else 'MISSED'}")
+    print(f"  hub CPU in the storm {cpu:.2f} s ({cpu / len(answers) * 1000:.1f} ms per credentials request); "
+          f"event loop: worst tick lag <= {lag:.3f} s, stalls logged (>= 1 s): {stalls or 'none'}")
+    print(f"  hub RSS: {rest:.0f} MiB at rest, {loaded:.0f} MiB with {args.users} signed in "
+          f"({(loaded - rest) * 1024 / args.users:.0f} KiB per user), {after:.0f} MiB after the storm")
+
+
+if __name__ == "__main__":
+    main()
