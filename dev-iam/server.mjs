@@ -12,6 +12,8 @@ import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
+import MemoryAdapter from './memory_adapter.mjs';
+
 const EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
@@ -88,6 +90,7 @@ function accountClaims(user) {
 }
 
 const provider = new Provider(issuer, {
+  adapter: MemoryAdapter,
   clients: [
     {
       client_id: opts['client-id'],
