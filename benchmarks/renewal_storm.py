@@ -8,7 +8,8 @@ one of ``--users`` signs in; once all their tokens are due, each user's credenti
 Printed: the answers' p50/p95/max, the IAM's requests by grant and the duplicates (refreshes beyond
 one per user, exchanges beyond one per user and target), the IAM's peak concurrency against the
 hub's bound, the IAM's busy span and the target (p95 within 1.25x that span plus 1 s), the hub's
-event-loop stalls, and its memory: at rest, per signed-in user, and after the storm.
+event-loop stalls, and its memory: at rest, per signed-in user, and after the storm. Then the same
+requests again with every token fresh: the credentials endpoint's own cost, with no renewal.
 
     .venv/bin/python -m benchmarks.renewal_storm [--users 100] [--asks 3] [--delay-ms 25] [--limit 10]
 """
@@ -84,6 +85,12 @@ def main() -> None:
                 lag = loadkit.worst_lag(lag_before, loadkit.loop_lag_histogram(url, token))
                 stalls = loadkit.loop_stalls(log, log_offset)
                 after = loadkit.rss_mib(proc.pid)
+                # The same requests again, everything fresh: the endpoint's own cost, without renewals.
+                time.sleep(1)
+                fresh_cpu = loadkit.cpu_seconds(proc.pid)
+                again = asyncio.run(storm(url, token, names, args.asks))
+                fresh_cpu = loadkit.cpu_seconds(proc.pid) - fresh_cpu
+                asked_again = iam.stats()["requests"].get("/token", 0) - stats["requests"].get("/token", 0)
         finally:
             devservices.stop(iam.proc)
 
@@ -106,6 +113,10 @@ def main() -> None:
           f"p95 target {1.25 * busy + 1:.2f} s: {'met' if p95 <= 1.25 * busy + 1 else 'MISSED'}")
     print(f"  hub CPU in the storm {cpu:.2f} s ({cpu / len(answers) * 1000:.1f} ms per credentials request); "
           f"event loop: worst tick lag <= {lag:.3f} s, stalls logged (>= 1 s): {stalls or 'none'}")
+    again_times = [t for t, _, _ in again]
+    print(f"  the same {len(again)} requests with every token fresh: p50 {statistics.median(again_times):.2f} s, "
+          f"p95 {loadkit.percentile(again_times, 95):.2f} s, hub CPU {fresh_cpu / len(again) * 1000:.1f} ms per "
+          f"request, {asked_again} requests to the IAM")
     print(f"  hub RSS: {rest:.0f} MiB at rest, {loaded:.0f} MiB with {args.users} signed in "
           f"({(loaded - rest) * 1024 / args.users:.0f} KiB per user), {after:.0f} MiB after the storm")
 

@@ -14,6 +14,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import aiohttp
+import certifi
 import httpx
 
 from .http import DEFAULT_HEADERS, HttpxClient, IAMError, ProviderClient, safe_url
@@ -40,11 +41,7 @@ class AiohttpClient(ProviderClient):
             return False
         if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
             return ssl.create_default_context()  # the operator's CA bundle, as httpx would take it
-        try:
-            import certifi
-        except ImportError:
-            return ssl.create_default_context()
-        return ssl.create_default_context(cafile=certifi.where())
+        return ssl.create_default_context(cafile=certifi.where())  # the CAs httpx trusted before
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
