@@ -32,19 +32,30 @@ from dlaas_hub.dev import devservices
 from . import loadkit
 
 CONFIG = Path(__file__).with_name("storm_hub_config.py")
-LIFETIME = 60  # seconds, of the access and exchanged tokens
 
 
-async def storm(hub_url: str, token: str, names: list[str], asks: int) -> list[tuple[float, int, int | None]]:
-    limits = httpx.Limits(max_connections=len(names) * asks, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+def agent_tokens(hub_url: str, admin_token: str, names: list[str]) -> dict[str, str]:
+    """One API token per user with the scopes of a server's token agent (the user's own)."""
+    tokens = {}
+    with httpx.Client(timeout=60, headers={"Authorization": f"token {admin_token}"}) as client:
+        for name in names:
+            r = client.post(f"{hub_url}/hub/api/users/{name}/tokens", json={
+                "scopes": ["custom:dlaas:tokens!user", "access:servers!user"], "note": "storm agent"})
+            r.raise_for_status()
+            tokens[name] = r.json()["token"]
+    return tokens
+
+
+async def storm(hub_url: str, tokens: dict[str, str], asks: int) -> list[tuple[float, int, int | None]]:
+    limits = httpx.Limits(max_connections=len(tokens) * asks, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
         async def one(name):
             started = time.perf_counter()
             r = await client.get(f"{hub_url}/hub/api/dlaas/users/{name}/credentials", params={"server": ""},
-                                 headers={"Authorization": f"token {token}"})
+                                 headers={"Authorization": f"token {tokens[name]}"})
             expires_at = r.json().get("expires_at") if r.status_code == 200 else None
             return time.perf_counter() - started, r.status_code, expires_at
-        return await asyncio.gather(*(one(n) for n in names for _ in range(asks)))
+        return await asyncio.gather(*(one(n) for n in tokens for _ in range(asks)))
 
 
 def main() -> None:
@@ -54,6 +65,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=int, default=25)
     parser.add_argument("--limit", type=int, default=10, help="DLaaSAuthenticator.iam_concurrency_limit")
     parser.add_argument("--concurrency", type=int, default=15, help="sign-ins at a time, before the storm")
+    parser.add_argument("--lifetime", type=int, default=120,
+                        help="seconds, of the access and exchanged tokens; more than twice the storm's length, "
+                             "so that the second round finds them fresh")
     args = parser.parse_args()
 
     names = [loadkit.user_name(i) for i in range(args.users)]
@@ -61,24 +75,25 @@ def main() -> None:
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory() as tmp:
         iam = loadkit.IAM(Path(tmp), args.users, [f"http://127.0.0.1:{port}/hub/oauth_callback"],
-                          extra_args=[f"--access-token-ttl={LIFETIME}", f"--exchange-token-ttl={LIFETIME}",
+                          extra_args=[f"--access-token-ttl={args.lifetime}", f"--exchange-token-ttl={args.lifetime}",
                                       "--rotate-refresh-tokens"])
         try:
             with loadkit.hub(Path(tmp), "storm", CONFIG, iam, port, storm_token=token,
-                             refresh_margin=LIFETIME / 2, iam_concurrency_limit=args.limit) as (url, proc, log):
+                             refresh_margin=args.lifetime / 2, iam_concurrency_limit=args.limit) as (url, proc, log):
                 rest = loadkit.rss_mib(proc.pid)
                 with ThreadPoolExecutor(args.concurrency) as pool:
                     list(pool.map(lambda n: loadkit.sign_in(url, iam.url, n), names))
                 signed_in = time.time()
+                agents = agent_tokens(url, token, names)
                 time.sleep(1)
                 loaded = loadkit.rss_mib(proc.pid)
-                time.sleep(max(0.0, LIFETIME / 2 + 1 - (time.time() - signed_in)))  # everyone's tokens are due
+                time.sleep(max(0.0, args.lifetime / 2 + 1 - (time.time() - signed_in)))  # everyone's tokens are due
                 iam.set(delay_ms=args.delay_ms, reset_stats=True)
                 lag_before = loadkit.loop_lag_histogram(url, token)
                 log_offset = log.stat().st_size
                 cpu = loadkit.cpu_seconds(proc.pid)
                 started = time.perf_counter()
-                answers = asyncio.run(storm(url, token, names, args.asks))
+                answers = asyncio.run(storm(url, agents, args.asks))
                 wall = time.perf_counter() - started
                 cpu = loadkit.cpu_seconds(proc.pid) - cpu
                 stats = iam.stats()
@@ -88,7 +103,7 @@ def main() -> None:
                 # The same requests again, everything fresh: the endpoint's own cost, without renewals.
                 time.sleep(1)
                 fresh_cpu = loadkit.cpu_seconds(proc.pid)
-                again = asyncio.run(storm(url, token, names, args.asks))
+                again = asyncio.run(storm(url, agents, args.asks))
                 fresh_cpu = loadkit.cpu_seconds(proc.pid) - fresh_cpu
                 asked_again = iam.stats()["requests"].get("/token", 0) - stats["requests"].get("/token", 0)
         finally:
@@ -96,7 +111,7 @@ def main() -> None:
 
     times = [t for t, _, _ in answers]
     statuses = {s for _, s, _ in answers}
-    fresh = sum(1 for _, s, exp in answers if s == 200 and exp and exp > signed_in + LIFETIME / 2)
+    fresh = sum(1 for _, s, exp in answers if s == 200 and exp and exp > signed_in + args.lifetime / 2)
     grants = stats["grants"]
     refreshes = grants.get("refresh_token", 0)
     exchanges = grants.get("urn:ietf:params:oauth:grant-type:token-exchange", 0)

@@ -1,5 +1,6 @@
-# The renewal-storm benchmark's hub: the demo's hub, plus a service that asks for users' credentials
-# as their servers' token agents would (the same endpoint, one API token for all).
+# The renewal-storm benchmark's hub: the demo's hub, plus a service that gives each user an API token
+# with what a server's token has (custom:dlaas:tokens and access to the user's server), with which
+# the benchmark asks for their credentials as their servers' token agents would.
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,6 @@ c = get_config()  # noqa: F821
 c.JupyterHub.services = [{"name": "storm", "api_token": settings["storm_token"]}]
 c.JupyterHub.load_roles = c.JupyterHub.load_roles + [
     {"name": "storm", "services": ["storm"],
-     "scopes": ["custom:dlaas:tokens", "access:servers", "read:metrics", "admin:users"]}]
+     "scopes": ["tokens", "read:metrics", "admin:users"]}]
 c.DLaaSAuthenticator.refresh_margin = settings["refresh_margin"]
 c.DLaaSAuthenticator.iam_concurrency_limit = settings["iam_concurrency_limit"]

@@ -38,7 +38,10 @@ class CredentialsAPIHandler(APIHandler):
             raise web.HTTPError(403, f"Requires the {TOKENS_SCOPE} scope for this user")
         if not self.get_auth_token():
             raise web.HTTPError(403, "Credentials are only served to a server's API token, not to a browser session")
-        user = self.find_user(user_name)
+        # A server's own token (its agent's) belongs to the user: no second lookup of the account.
+        current = self.current_user
+        user = current if getattr(current, "name", None) == user_name and hasattr(current, "spawners") \
+            else self.find_user(user_name)
         server_name = self.get_argument("server", "")
         if user is None or server_name not in user.orm_spawners:
             raise web.HTTPError(404, "No such server")
@@ -51,7 +54,7 @@ class CredentialsAPIHandler(APIHandler):
         refresh = getattr(self.authenticator, "refresh_credentials", None)
         if refresh is not None and not await refresh(user):
             raise web.HTTPError(401, "The user's sign-in has expired; they must sign in again")
-        bundle = await spawner.credential_bundle()
+        bundle = await spawner.served_bundle()
         spawner.credentials_served_at = time.time()
         self.set_header("Cache-Control", "no-store")
         self.finish({

@@ -267,6 +267,19 @@ class DLaaSSpawnerMixin(RucioSetup):
             rucio_account=await self.rucio_account_for(auth_state),
         )
 
+    async def served_bundle(self) -> Bundle:
+        """:meth:`credential_bundle` for the credentials endpoint, rendered again only when the user's
+        stored auth_state or this server's profile has changed: when every agent asks at once, each
+        user's auth_state is decrypted once, not once per request."""
+        profile = self.running_profile()
+        key = (self.user.encrypted_auth_state, profile.slug if profile else None)
+        cached = getattr(self, "_dlaas_served", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        bundle = await self.credential_bundle()
+        self._dlaas_served = (key, bundle)
+        return bundle
+
     async def deliver_credentials(self, bundle: Bundle) -> None:
         """Put the first set of credentials where the server will find them (spawner-specific)."""
 

@@ -13,7 +13,7 @@ from traitlets.config import Config
 
 from dlaas_hub.spawners import DLaaSKubeSpawner
 
-from ..spawner_fixtures import RUCIO_CONFIG, FakeUser, auth_state, fake_authenticator, fake_hub
+from ..spawner_fixtures import RUCIO_CONFIG, FakeUser, auth_state, exchanged_token, fake_authenticator, fake_hub
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 SLUGS = sorted(p.stem.split("-", 1)[1] for p in PROFILES.glob("*.yaml"))
@@ -407,3 +407,26 @@ async def test_datalake_upload_learns_the_scratch_rse_as_the_pod_sees_it():
     settings = spawner.rucio_settings()
     assert (settings.scratch_rse, settings.scratch_root, settings.scratch_pfn) == (
         "JUPYTER-SCRATCHDISK", "/scratch", "file://localhost/scratch")
+
+
+async def test_the_served_bundle_is_rendered_again_only_when_the_stored_state_changes():
+    user = FakeUser()
+    user.encrypted_auth_state = b"first"
+    loads = []
+    real = user.get_auth_state
+
+    async def counted():
+        loads.append(1)
+        return await real()
+
+    user.get_auth_state = counted
+    spawner = make_spawner(user=user)
+    await build_pod(spawner, "root-xcache")
+    loads.clear()
+    first = await spawner.served_bundle()
+    assert await spawner.served_bundle() is first and len(loads) == 1  # a storm decrypts once
+    renewed_token = exchanged_token("eos-eulake", exp=2_000_000_600)
+    user._state["exchanged"]["eos"]["access_token"] = renewed_token
+    user.encrypted_auth_state = b"second"  # a renewal stored a new auth_state
+    renewed = await spawner.served_bundle()
+    assert len(loads) == 2 and any(renewed_token in f.content for f in renewed.files)
