@@ -8,7 +8,7 @@ import os
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Any, Float, Integer, Unicode, default, validate
+from traitlets import Any, Float, Integer, Unicode, default
 
 from ..errors import ConfigError, login_error
 from ..hubapi import credentials, metrics, pages
@@ -82,8 +82,10 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
     )
     iam_concurrency_limit = Integer(
         10,
+        min=1,
+        max=1000,
         config=True,
-        help="""At most this many requests from the hub to the provider at a time (sign-ins, token
+        help="""At most this many requests (1 to 1000) from the hub to the provider at a time (sign-ins, token
         exchanges, renewals, key and discovery fetches); the others wait in a queue, every sign-in's
         before any renewal's, first come first served. A provider such as an INDIGO IAM serves many
         services: this keeps a workshop's sign-ins and a storm of renewals from flooding it, while
@@ -93,13 +95,6 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
     )
     iam_client = Any(help="The hub's HTTP client for the provider (one keep-alive pool), bounded by "
                           ":attr:`iam_concurrency_limit`.")
-
-    @validate("iam_concurrency_limit")
-    def _check_iam_concurrency_limit(self, proposal):
-        value = proposal.value
-        if value < 1 or value > 1000:
-            raise ConfigError(f"DLaaSAuthenticator.iam_concurrency_limit must be between 1 and 1000, not {value}")
-        return value
 
     @default("iam_client")
     def _iam_client_default(self):

@@ -187,8 +187,11 @@ def _type_problem(name: str, trait, value, owner: str = "Probe") -> str | None:
     try:
         setattr(probe_class(), name, value)
     except TraitError as e:
+        message = str(e).splitlines()[0][:200]
+        if "should not be" in message:  # the right type, out of the trait's bounds
+            return message
         kind = type(value).__name__
-        return f"a {kind} where {trait.info()} is expected ({str(e).splitlines()[0][:160]})"
+        return f"a {kind} where {trait.info()} is expected ({message[:160]})"
     except Exception:  # noqa: BLE001 - a trait whose own validation needs the hub: not checked here
         return None
     return None

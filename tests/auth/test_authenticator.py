@@ -4,6 +4,7 @@ import logging
 import httpx
 import pytest
 from tornado import web
+from traitlets import TraitError
 from traitlets.config import Config
 
 from dlaas_hub.auth import startup
@@ -555,7 +556,7 @@ def test_the_hubs_client_is_aiohttp_with_its_pool_as_large_as_the_bound(monkeypa
 
 @pytest.mark.parametrize("value", [0, -1, 5000])
 def test_a_concurrency_limit_out_of_range_names_the_setting(value, crypt_key):
-    with pytest.raises(ConfigError, match="DLaaSAuthenticator.iam_concurrency_limit"):
+    with pytest.raises(TraitError, match="'iam_concurrency_limit' trait of a DLaaSAuthenticator"):
         DLaaSAuthenticator(oidc_issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                            iam_concurrency_limit=value)
 

@@ -162,9 +162,12 @@ def test_wrong_types_name_the_setting_and_a_lone_group_is_read_as_the_hub_reads_
         config["DLaaSAuthenticator"]["exchange_targets"] = ["eos"]
         config["DLaaSAuthenticator"]["allowed_groups"] = "/myvo"
         config["DLaaSKubeSpawner"]["datalake_mounts"] = "eos"
+        config["DLaaSAuthenticator"]["iam_concurrency_limit"] = 0
 
     code, out = run(capsys, values_file(tmp_path, wrong), secrets, "--profiles", PROFILES)
     assert code == 1, out
+    assert "error: DLaaSAuthenticator.iam_concurrency_limit: The value of the 'iam_concurrency_limit' trait of a " \
+           "DLaaSAuthenticator instance should not be less than 1, but a value of 0 was specified" in out
     assert "error: DLaaSAuthenticator.exchange_targets: a list where a dict is expected (The 'exchange_targets' " \
            "trait of a DLaaSAuthenticator instance expected a dict" in out
     assert "error: DLaaSKubeSpawner.datalake_mounts: a str where a list" in out
