@@ -113,12 +113,17 @@ class TokenAgent:
             log.info("Directory %s is ready", path)
 
     def next_delay(self, expires_at: int | None) -> float:
-        """Wake up a margin before the earliest expiry; for short-lived tokens, at 70% of what is left."""
+        """Wake up a margin before the earliest expiry; for short-lived tokens, at 70% of what is left.
+
+        Up to a tenth of the margin later, at random: the servers of a workshop that signed in together
+        then ask the hub over half a minute rather than in the same second.
+        """
         if expires_at is None:
             return self.config.max_interval
         remaining = expires_at - time.time()
         margin = min(self.config.margin, 0.3 * max(remaining, 0))
-        return min(max(remaining - margin, self.config.min_interval), self.config.max_interval)
+        delay = remaining - margin + random.uniform(0, 0.1 * margin)
+        return min(max(delay, self.config.min_interval), self.config.max_interval)
 
     def backoff(self) -> float:
         ceiling = min(self.config.max_backoff, self.config.min_interval * 2 ** min(self.failures, 10))
