@@ -135,15 +135,19 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
 
     def find_user(self, name):
         # The subject check and JupyterHub's bookkeeping both look the account up: load it once per
-        # login. Only a found account is kept (JupyterHub may create a missing one in between).
+        # login, found or not (user_from_username looks again before it creates one).
         if self._found_users is None:
             self._found_users = {}
         if name not in self._found_users:
-            user = super().find_user(name)
-            if user is None:
-                return None
-            self._found_users[name] = user
+            self._found_users[name] = super().find_user(name)
         return self._found_users[name]
+
+    def user_from_username(self, username):
+        # JupyterHub creates a missing account here: look again first, another login may have made it.
+        (self._found_users or {}).pop(username, None)
+        user = super().user_from_username(username)
+        self._found_users = {**(self._found_users or {}), username: user}
+        return user
 
     async def get(self):
         try:
