@@ -64,3 +64,16 @@ def test_the_install_command_uses_the_chart_and_files_the_values_name():
 def test_the_kubernetes_requirement_is_stated_where_operators_look():
     for text in (GUIDE, (ROOT / "README.md").read_text(), VALUES_FILE.read_text()):
         assert "Kubernetes 1.29" in text
+
+
+def test_the_sizing_pages_values_for_1000_users_are_accepted_by_the_chart(chart, tmp_path, capsys):  # noqa: F811
+    sizing = (ROOT / "docs" / "operators" / "sizing.md").read_text()
+    (block,) = yaml_blocks(sizing)
+    deployed(chart, block)
+    path = tmp_path / "sizing.yaml"
+    path.write_text(yaml.safe_dump(block))
+    secrets = tmp_path / "secrets.yaml"
+    filled = guide_secrets()
+    filled["hub"]["config"]["CryptKeeper"]["keys"] = [random_secrets.token_hex(32)]
+    secrets.write_text(yaml.safe_dump(filled))
+    assert main(["check-config", str(VALUES_FILE), str(secrets), str(path), "--profiles", str(ROOT / "profiles")]) == 0
