@@ -45,7 +45,11 @@ def split_cpus() -> tuple[set[int], set[int]] | None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """The CPU time of the process's threads from schedstat, to the nanosecond."""
+    """The CPU time of the process's threads from schedstat, to the nanosecond.
+
+    ``/proc/<pid>/stat`` counts in clock ticks (10 ms), charged to whoever runs at each tick: over
+    logins of about 10 ms each that would be off by a millisecond per login, run to run.
+    """
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:

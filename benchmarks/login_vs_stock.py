@@ -41,6 +41,8 @@ import httpx
 
 from dlaas_hub.dev import devservices
 
+from .loadkit import cpu_seconds
+
 CLIENT_ID = "dlaas-hub-bench"
 USER = "MariaSKA"
 PASSWORD = devservices.dev_iam_passwords()[USER]
@@ -48,21 +50,6 @@ CONFIGS = {
     "dlaas": devservices.DEMO_CONFIG,
     "stock": Path(__file__).with_name("stock_hub_config.py"),
 }
-
-
-def cpu_seconds(pid: int) -> float:
-    """The CPU time of the process's threads, to the nanosecond.
-
-    ``/proc/<pid>/stat`` counts in clock ticks (10 ms), charged to whoever runs at each tick: over 60
-    logins of about 10 ms each that is off by a millisecond per login, run to run.
-    """
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            pass  # the thread ended meanwhile
-    return total / 1e9
 
 
 def callback_seconds(hub_url: str, iam_url: str) -> float:
