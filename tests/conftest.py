@@ -8,8 +8,7 @@ import respx
 from .fakeiam import FakeIAM
 
 
-def pytest_configure(config):
-    # A throwaway kubeconfig, in place before kubernetes_asyncio reads KUBECONFIG at import time:
+def _throwaway_kubeconfig():
     # kubespawner builds real pod manifests in the tests but never reaches a cluster.
     directory = tempfile.mkdtemp(prefix="dlaas-kubeconfig-")
     path = os.path.join(directory, "config")
@@ -21,6 +20,11 @@ def pytest_configure(config):
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": "dlaas"}}],
         }, f)
     os.environ["KUBECONFIG"] = path
+
+
+# At this conftest's import, before any other conftest or test module imports the package:
+# kubernetes_asyncio reads KUBECONFIG when it is imported.
+_throwaway_kubeconfig()
 
 
 @pytest.fixture(autouse=True)

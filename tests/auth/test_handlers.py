@@ -61,7 +61,7 @@ class Handler(DLaaSCallbackHandler):
 @pytest.fixture
 def login(monkeypatch, crypt_key):
     """JupyterHub's own auth_to_user, with an account store that notes what happens, and in what order."""
-    from .test_authenticator import make
+    from .build import make
 
     events, accounts = [], {}
     auth = make()

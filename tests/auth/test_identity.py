@@ -8,7 +8,7 @@ from tornado import web
 from dlaas_hub.auth.identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, shown
 
 from ..fakeiam import ISSUER, FakeHandler
-from .test_authenticator import make
+from .build import make
 
 pytestmark = pytest.mark.usefixtures("crypt_key")
 

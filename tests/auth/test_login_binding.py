@@ -10,7 +10,7 @@ from dlaas_hub.auth.idtoken import at_hash, nonce_for
 
 from ..fakeiam import NONCE_SEED, FakeHandler
 from ..tokens.test_renewal import StoredUser, expire
-from .test_authenticator import make
+from .build import make
 
 # DLaaSAuthenticator refuses to start without an auth_state encryption key.
 pytestmark = pytest.mark.usefixtures("crypt_key")

@@ -10,7 +10,7 @@ from dlaas_hub.hubapi import metrics
 
 from ..fakeiam import FakeHandler
 from ..tokens.test_renewal import StoredUser, expire
-from .test_authenticator import make
+from .build import make
 
 pytestmark = pytest.mark.usefixtures("crypt_key")
 

@@ -11,7 +11,7 @@ from dlaas_hub.authenticator import ConfigError
 
 from ..fakeiam import CLIENT_ID, FakeHandler, basic_auth_header
 from ..tokens.test_renewal import StoredUser
-from .test_authenticator import make
+from .build import make
 
 pytestmark = pytest.mark.usefixtures("crypt_key")
 

@@ -5,7 +5,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from tornado import web
 
-from ..auth.test_authenticator import make
+from ..auth.build import make
 from ..fakeiam import FakeHandler
 from ..spawner_fixtures import FakeUser
 

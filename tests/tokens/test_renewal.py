@@ -10,7 +10,8 @@ import pytest
 
 from dlaas_hub.tokens.renewal import Backoff, is_due
 
-from ..auth.test_authenticator import FakeHandler, make
+from ..auth.build import make
+from ..fakeiam import FakeHandler
 
 # DLaaSAuthenticator refuses to start without an auth_state encryption key.
 pytestmark = pytest.mark.usefixtures("crypt_key")
