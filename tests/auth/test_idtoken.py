@@ -158,6 +158,18 @@ async def test_malformed_tokens_are_refused(iam, jwks, token):
         await verify(token, jwks, iam)
 
 
+# A list, not ASCII, not base64url, not JSON.
+@pytest.mark.parametrize("header", ["WzFd", "\u00e9", "e30!", "bm90IGpzb24"])
+async def test_a_header_that_is_not_a_json_object_is_refused_as_malformed(iam, jwks, header):
+    with pytest.raises(IDTokenError, match="not a well-formed JWT"):
+        await verify(f"{header}.e30.c2ln", jwks, iam)
+
+
+async def test_a_well_formed_header_on_a_broken_token_is_refused_by_the_verification(iam, jwks):
+    with pytest.raises(IDTokenError, match="invalid"):
+        await verify(b64({"alg": "RS256", "kid": iam.kid}) + ".!!!.c2ln", jwks, iam)
+
+
 async def test_errors_never_contain_the_token(iam, jwks):
     token = iam.id_token(aud="other-client")
     with pytest.raises(IDTokenError) as info:

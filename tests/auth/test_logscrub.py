@@ -37,12 +37,16 @@ def test_tornado_style_refusal_line_loses_code_and_state(hub_log):
     "refresh_token=opaque-refresh-value-1234&x=1",
     "id_token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
     "Authorization: token 0123456789abcdef0123456789abcdef",
+    # Each with one of what a secret needs only (no "=", no "eyJ", no "token"), for the quick test.
+    "AUTHORIZATION: BEARER abcdefghijklmnopqrstuvwxyz0123",
+    "the answer carried eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
 ])
 def test_tokens_in_any_form_are_redacted(hub_log, secret_text):
     logger, _, stream = hub_log
     logger.debug("request: %s", secret_text)
     assert "[secret]" in stream.getvalue()
-    for piece in ("0123456789abcdef0123456789abcdef", "eyJzdWIiOiJ4In0", "opaque-refresh-value-1234"):
+    for piece in ("0123456789abcdef0123456789abcdef", "eyJzdWIiOiJ4In0", "opaque-refresh-value-1234",
+                  "abcdefghijklmnopqrstuvwxyz0123"):
         assert piece not in stream.getvalue()
 
 
