@@ -31,14 +31,20 @@ IAM_QUEUE_WAIT_SECONDS = Histogram(
     ["priority"], buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
+# Each request to the provider changes the queue twice: its labelled series are looked up once here,
+# not under prometheus_client's lock at every change.
+_QUEUE_LENGTH = {priority: IAM_QUEUE_LENGTH.labels(priority) for priority in ("login", "renewal")}
+_QUEUE_WAIT = {priority: IAM_QUEUE_WAIT_SECONDS.labels(priority) for priority in ("login", "renewal")}
+
+
 def observe_queue(limiter) -> None:
-    for priority in ("login", "renewal"):
-        IAM_QUEUE_LENGTH.labels(priority).set(limiter.queued(priority))
+    for priority, gauge in _QUEUE_LENGTH.items():
+        gauge.set(limiter.queued(priority))
     IAM_IN_FLIGHT.set(limiter.in_flight)
 
 
 def observe_queue_wait(priority: str, seconds: float) -> None:
-    IAM_QUEUE_WAIT_SECONDS.labels(priority).observe(seconds)
+    (_QUEUE_WAIT.get(priority) or IAM_QUEUE_WAIT_SECONDS.labels(priority)).observe(seconds)
 
 
 def outcome_of(result) -> str:

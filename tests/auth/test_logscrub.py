@@ -40,6 +40,10 @@ def test_tornado_style_refusal_line_loses_code_and_state(hub_log):
     # Each with one of what a secret needs only (no "=", no "eyJ", no "token"), for the quick test.
     "AUTHORIZATION: BEARER abcdefghijklmnopqrstuvwxyz0123",
     "the answer carried eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+    # A secret parameter inside another's value, and in capitals.
+    "302 GET /hub/login?next=/hub/api/x?token=0123456789abcdef0123456789abcdef",
+    "POST body ACCESS_TOKEN=opaque-refresh-value-1234 (x)",
+    "redirect?a=b&Refresh_Token=opaque-refresh-value-1234",
 ])
 def test_tokens_in_any_form_are_redacted(hub_log, secret_text):
     logger, _, stream = hub_log
