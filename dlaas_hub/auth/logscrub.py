@@ -17,7 +17,8 @@ SECRET_PARAMS = ("code", "state", "token", "access_token", "refresh_token", "id_
 
 # The lookahead on the names' first letters lets most positions of a long URL fail at once, instead
 # of after trying every name (half the time on a sign-in's redirect line).
-_PARAM = re.compile(r"(?i)(?<![A-Za-z0-9_])(?=[" + "".join(map(re.escape, sorted({p[0] for p in SECRET_PARAMS}))) + "])("
+_FIRST_LETTERS = "".join(map(re.escape, sorted({p[0] for p in SECRET_PARAMS})))
+_PARAM = re.compile(r"(?i)(?<![A-Za-z0-9_])(?=[" + _FIRST_LETTERS + "])("
                     + "|".join(map(re.escape, SECRET_PARAMS)) + r")=[^&\s'\"]+")
 _BEARER = re.compile(r"(?i)\b(bearer|token)(\s+)(?:[A-Za-z0-9._~+/-]{20,}=*|[a-f0-9]{32,})(?![A-Za-z0-9])")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
