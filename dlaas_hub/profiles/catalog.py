@@ -9,7 +9,6 @@ import copy
 import html
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -261,23 +260,11 @@ def load_inline(documents: list, source: str = "config") -> tuple[list[Profile],
 
 
 class ProfileCatalog:
-    """Profiles from a directory, reloaded when a file changes, errors logged once per change.
+    """Profiles from a directory, reloaded when a file changes, errors logged once per change."""
 
-    The directory is looked at (a stat of every file) at most once per ``recheck_seconds``: every
-    options form, start and token agent's credentials request asks for the profiles, and a
-    renewal storm's hundreds of requests need not stat the files hundreds of times.
-    """
-
-    #: A changed file is offered within this many seconds.
-    RECHECK_SECONDS = 2.0
-
-    def __init__(self, directory: Path, logger=None, *, recheck_seconds: float = RECHECK_SECONDS,
-                 clock=time.monotonic):
+    def __init__(self, directory: Path, logger=None):
         self.directory = Path(directory)
         self.log = logger or log
-        self.recheck_seconds = recheck_seconds
-        self._clock = clock
-        self._checked_at: float | None = None
         self._signature = None
         self._profiles: list[Profile] = []
         self.errors: list[ProfileError] = []
@@ -290,11 +277,6 @@ class ProfileCatalog:
             return None
 
     def profiles(self) -> list[Profile]:
-        now = self._clock()
-        if (self._signature is not None and self._checked_at is not None
-                and now - self._checked_at < self.recheck_seconds):
-            return self._profiles
-        self._checked_at = now
         signature = self._current_signature()
         if signature != self._signature or signature is None:
             self._profiles, self.errors = load_directory(self.directory)

@@ -203,37 +203,10 @@ def test_descriptions_cannot_inject_html_or_template_code():
 
 def test_catalog_reloads_changed_files(tmp_path):
     path = write(tmp_path, "a.yaml", GOOD)
-    now = [100.0]
-    catalog = ProfileCatalog(tmp_path, clock=lambda: now[0])
+    catalog = ProfileCatalog(tmp_path)
     assert [p.display_name for p in catalog.profiles()] == ["Demo"]
     assert catalog.profiles()[0] is catalog.profiles()[0]  # cached while nothing changes
     write(tmp_path, "a.yaml", {**GOOD, "display_name": "Demo 2"})
     later = time.time() + 5
     os.utime(path, (later, later))
-    now[0] += ProfileCatalog.RECHECK_SECONDS
     assert [p.display_name for p in catalog.profiles()] == ["Demo 2"]
-
-
-def test_catalog_looks_at_the_directory_once_per_interval(tmp_path, monkeypatch):
-    write(tmp_path, "a.yaml", GOOD)
-    now = [100.0]
-    catalog = ProfileCatalog(tmp_path, clock=lambda: now[0])
-    looks = []
-    real = catalog._current_signature
-    monkeypatch.setattr(catalog, "_current_signature", lambda: looks.append(now[0]) or real())
-    for _ in range(50):  # a storm of credentials requests
-        catalog.profiles()
-    now[0] += ProfileCatalog.RECHECK_SECONDS - 0.1
-    catalog.profiles()
-    assert looks == [100.0]
-    now[0] += 0.1
-    catalog.profiles()
-    assert len(looks) == 2
-
-
-def test_a_missing_directory_is_looked_for_again_at_once(tmp_path):
-    catalog = ProfileCatalog(tmp_path / "later", clock=lambda: 100.0)
-    assert catalog.profiles() == []
-    (tmp_path / "later").mkdir()
-    write(tmp_path / "later", "a.yaml", GOOD)
-    assert [p.display_name for p in catalog.profiles()] == ["Demo"]
