@@ -3,7 +3,9 @@
 One process tree on loopback: the development IAM (``--delay-ms`` per request, on a CPU of its own
 when there are two or more, rotating refresh tokens) and a hub with the demo's configuration. Every
 one of ``--users`` signs in; once all their tokens are due, each user's credentials are asked for
-``--asks`` times at once (as several servers' token agents would), through the real endpoint.
+``--asks`` times at once (as several servers' token agents would), through the real endpoint at the
+hub's own API address, which is where an agent's ``JUPYTERHUB_API_URL`` points (in z2jh
+``http://hub:8081/hub/api``): a token agent does not go through the proxy.
 
 Printed: the answers' p50/p95/max, the IAM's requests by grant and the duplicates (refreshes beyond
 one per user, exchanges beyond one per user and target), the IAM's peak concurrency against the
@@ -72,19 +74,21 @@ def main() -> None:
 
     names = [loadkit.user_name(i) for i in range(args.users)]
     port = devservices.free_port()
+    api_port = devservices.free_port()
+    hub_direct = f"http://127.0.0.1:{api_port}"
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory() as tmp:
         iam = loadkit.IAM(Path(tmp), args.users, [f"http://127.0.0.1:{port}/hub/oauth_callback"],
                           extra_args=[f"--access-token-ttl={args.lifetime}", f"--exchange-token-ttl={args.lifetime}",
                                       "--rotate-refresh-tokens"])
         try:
-            with loadkit.hub(Path(tmp), "storm", CONFIG, iam, port, storm_token=token,
+            with loadkit.hub(Path(tmp), "storm", CONFIG, iam, port, storm_token=token, hub_internal_port=api_port,
                              refresh_margin=args.lifetime / 2, iam_concurrency_limit=args.limit) as (url, proc, log):
                 rest = loadkit.rss_mib(proc.pid)
                 with ThreadPoolExecutor(args.concurrency) as pool:
                     list(pool.map(lambda n: loadkit.sign_in(url, iam.url, n), names))
                 signed_in = time.time()
-                agents = agent_tokens(url, token, names)
+                agents = agent_tokens(hub_direct, token, names)
                 time.sleep(1)
                 loaded = loadkit.rss_mib(proc.pid)
                 time.sleep(max(0.0, args.lifetime / 2 + 1 - (time.time() - signed_in)))  # everyone's tokens are due
@@ -93,7 +97,7 @@ def main() -> None:
                 log_offset = log.stat().st_size
                 cpu = loadkit.cpu_seconds(proc.pid)
                 started = time.perf_counter()
-                answers = asyncio.run(storm(url, agents, args.asks))
+                answers = asyncio.run(storm(hub_direct, agents, args.asks))
                 wall = time.perf_counter() - started
                 cpu = loadkit.cpu_seconds(proc.pid) - cpu
                 stats = iam.stats()
@@ -103,7 +107,7 @@ def main() -> None:
                 # The same requests again, everything fresh: the endpoint's own cost, without renewals.
                 time.sleep(1)
                 fresh_cpu = loadkit.cpu_seconds(proc.pid)
-                again = asyncio.run(storm(url, agents, args.asks))
+                again = asyncio.run(storm(hub_direct, agents, args.asks))
                 fresh_cpu = loadkit.cpu_seconds(proc.pid) - fresh_cpu
                 asked_again = iam.stats()["requests"].get("/token", 0) - stats["requests"].get("/token", 0)
         finally:
