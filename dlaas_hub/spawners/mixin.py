@@ -205,9 +205,17 @@ class DLaaSSpawnerMixin(RucioSetup):
             orm_spawner.user_options = self.user_options
 
     def _profile_from_options(self) -> Profile | None:
-        """The running server's profile after a hub restart (user_options persist, attributes do not)."""
+        """The running server's profile after a hub restart (user_options persist, attributes do not).
+
+        Looked up in the catalogue once per recorded choice: its token agent asks for credentials
+        every few minutes, and a server keeps the profile it was started with."""
         slug = (self.user_options or {}).get("profile")
-        return next((p for p in self.all_profiles() if p.slug == slug), None)
+        if not slug:
+            return None
+        found = getattr(self, "_dlaas_options_profile", None)
+        if found is None or found.slug != slug:
+            found = self._dlaas_options_profile = next((p for p in self.all_profiles() if p.slug == slug), None)
+        return found
 
     # -- mounts and environment -----------------------------------------------------------------
 

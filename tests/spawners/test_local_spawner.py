@@ -147,6 +147,22 @@ async def test_no_profile_chosen_starts_the_default_and_records_it(tmp_path):
     assert spawner.running_profile().slug == "minimal"
 
 
+def test_after_a_hub_restart_the_recorded_profile_is_looked_up_once_per_choice(tmp_path, monkeypatch):
+    # A hub restart keeps user_options, not attributes: the agent's every request finds the profile.
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]))
+    reads = []
+    catalogue = spawner.all_profiles
+    monkeypatch.setattr(spawner, "all_profiles", lambda: reads.append(1) or catalogue())
+    spawner.user_options = {}
+    assert spawner.running_profile() is None and reads == []  # no choice recorded: nothing to look up
+    spawner.user_options = {"profile": "minimal"}
+    assert [spawner.running_profile().slug for _ in range(3)] == ["minimal"] * 3
+    assert len(reads) == 1
+    spawner.user_options = {"profile": "no-such-profile"}
+    assert spawner.running_profile() is None and spawner.running_profile() is None
+    assert len(reads) == 3  # a choice not in the catalogue is looked for again: it may be added back
+
+
 async def test_a_refused_choice_is_not_kept_for_the_next_start(tmp_path):
     from tornado import web
 
