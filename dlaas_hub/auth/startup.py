@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from jupyterhub import orm, scopes
@@ -89,3 +90,25 @@ def check_tokens_role(app) -> None:
             f"token agent may fetch its credentials. Add: c.JupyterHub.load_roles = "
             f"[{{'name': 'user', 'scopes': ['self', '{TOKENS_SCOPE}!user']}}]"
         )
+
+
+def freeze_startup_heap(log) -> None:
+    """Put what the hub holds once configured (modules, classes, configuration, database mappings)
+    out of the cyclic garbage collector's reach, once per process.
+
+    A full collection walks every tracked object while the event loop waits: on a hub with a few
+    hundred users signed in, 0.3 to 0.7 s at a time, several times during a renewal storm. Most of
+    those objects live as long as the process, so walking them frees nothing.
+    """
+    if gc.get_freeze_count():
+        return
+    gc.collect()
+    gc.freeze()
+    log.info("Start-up heap frozen: full garbage collections skip its %d objects", gc.get_freeze_count())
+
+
+def runs_in_hub(parent) -> bool:
+    """Whether this authenticator was configured by a JupyterHub application (not a test, a tool)."""
+    from jupyterhub.app import JupyterHub
+
+    return isinstance(parent, JupyterHub)

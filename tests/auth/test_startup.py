@@ -145,3 +145,47 @@ def test_tokens_scope_is_defined_for_the_hubs_roles(auth):
     from jupyterhub import scopes
 
     assert "custom:dlaas:tokens" in scopes.scope_definitions
+
+
+class FakeGC:
+    def __init__(self, frozen=0):
+        self.calls, self.frozen = [], frozen
+
+    def collect(self):
+        self.calls.append("collect")
+
+    def freeze(self):
+        self.calls.append("freeze")
+        self.frozen = 123456
+
+    def get_freeze_count(self):
+        return self.frozen
+
+
+def test_the_start_up_heap_is_collected_then_frozen_once_per_process(monkeypatch, caplog):
+    import logging
+
+    fake = FakeGC()
+    monkeypatch.setattr(startup, "gc", fake)
+    log = logging.getLogger("test-freeze")
+    with caplog.at_level(logging.INFO, logger="test-freeze"):
+        startup.freeze_startup_heap(log)
+        startup.freeze_startup_heap(log)
+    assert fake.calls == ["collect", "freeze"]
+    assert "skip its 123456 objects" in caplog.text
+
+
+@pytest.mark.parametrize("in_hub,setting,frozen", [(True, True, True), (True, False, False), (False, True, False)])
+def test_the_heap_is_frozen_only_in_a_hub_and_only_when_asked(monkeypatch, in_hub, setting, frozen):
+    fake = FakeGC()
+    monkeypatch.setattr(startup, "gc", fake)
+    monkeypatch.setattr(startup, "runs_in_hub", lambda parent: in_hub)
+    auth = make(freeze_startup_heap=setting)
+    auth.check_allow_config()
+    assert (fake.calls == ["collect", "freeze"]) is frozen
+
+
+def test_only_a_jupyterhub_application_counts_as_the_hub():
+    from jupyterhub.app import JupyterHub
+
+    assert startup.runs_in_hub(JupyterHub()) and not startup.runs_in_hub(None)

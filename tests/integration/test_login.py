@@ -79,3 +79,9 @@ def test_no_token_in_hub_debug_log(hub):
 def test_the_hub_log_names_the_profiles_it_loaded_at_start(hub):
     # The deployment guide tells operators to look for this line after an install.
     assert re.search(r"Loaded \d+ profiles from \S+/profiles", hub.log()), hub.log()[-3000:]
+
+
+def test_the_hub_freezes_its_start_up_heap_once(hub):
+    # Full garbage collections then skip the modules, configuration and mappings loaded at start.
+    frozen = re.findall(r"Start-up heap frozen: full garbage collections skip its (\d+) objects", hub.log())
+    assert len(frozen) == 1 and int(frozen[0]) > 100_000, hub.log()[-3000:]
