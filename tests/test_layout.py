@@ -108,3 +108,26 @@ def test_no_import_cycles_and_no_hidden_imports():
         if not state.get(module):
             visit(module, [module])
     assert "dlaas_hub.auth.authenticator" in graph and graph["dlaas_hub.auth.authenticator"]
+
+
+# Which parts may import which: a part never imports one above it (the authenticator imports the
+# spawners for its start-up check, so the spawners import nothing of the authenticator).
+NEVER_IMPORTS = {
+    "dlaas_hub.spawners": ("dlaas_hub.auth", "dlaas_hub.authenticator", "dlaas_hub.ops", "dlaas_hub.dev"),
+    "dlaas_hub.tokens": ("dlaas_hub.auth", "dlaas_hub.spawners", "dlaas_hub.hubapi", "dlaas_hub.server"),
+    "dlaas_hub.hubapi": ("dlaas_hub.auth", "dlaas_hub.spawners"),
+    "dlaas_hub.server": ("dlaas_hub.auth", "dlaas_hub.spawners", "dlaas_hub.hubapi"),
+    "dlaas_hub.profiles": ("dlaas_hub.auth", "dlaas_hub.spawners", "dlaas_hub.hubapi"),
+    "dlaas_hub.display": ("dlaas_hub.",),
+}
+
+
+def test_no_part_imports_one_above_it():
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        module = _module_name(path)
+        for part, forbidden in NEVER_IMPORTS.items():
+            if module == part or module.startswith(part + "."):
+                top, lazy = _imports(path)
+                found += [f"{module} imports {t}" for t in sorted(top | lazy) if t.startswith(forbidden)]
+    assert not found, "imports running up the layers: " + "; ".join(found)

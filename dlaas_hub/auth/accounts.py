@@ -12,7 +12,8 @@ from tornado import web
 from traitlets import Dict, HasTraits, Unicode, default, validate
 
 from ..errors import ConfigError, user_error
-from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule, shown
+from ..display import shown
+from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule
 
 
 class AccountBinding(HasTraits):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..display import shown
+
 DEFAULT_USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
 
 
@@ -18,12 +20,6 @@ def name_matches(pattern: str, name) -> bool:
     if not pattern:
         return isinstance(name, str) and bool(name)
     return isinstance(name, str) and re.fullmatch(pattern, name) is not None
-
-
-def shown(name, limit: int = 64) -> str:
-    """A name as it may appear in a log line or page: printable ASCII, quoted, shortened."""
-    text = ascii(name) if isinstance(name, str) else repr(type(name).__name__)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def name_rule(pattern: str) -> str:

@@ -18,7 +18,8 @@ from ..tokens.claims import jwt_expiry, subject_mismatch
 from ..tokens.exchange import ExchangedToken, ExchangeTarget, exchange_all
 from ..tokens.http import IAMError
 from ..tokens.renewal import LoginExpired
-from .identity import Subject, shown
+from ..display import shown
+from .identity import Subject
 from .idtoken import IDTokenError
 
 #: Version of the auth_state layout documented in docs/reference/auth-state.md.

@@ -10,7 +10,7 @@ from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, Dict, Float, List, Unicode, default
 
-from ..auth.identity import shown
+from ..display import shown
 from ..errors import ConfigError, install_user_mistake_filter, user_error, user_mistake
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import Profile, ProfileCatalog, load_inline

@@ -5,7 +5,8 @@ import logging
 import pytest
 from tornado import web
 
-from dlaas_hub.auth.identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, shown
+from dlaas_hub.auth.identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches
+from dlaas_hub.display import shown
 
 from ..fakeiam import ISSUER, FakeHandler
 from .build import make
