@@ -12,6 +12,7 @@ from traitlets import Any, Bool, Float, Integer, Unicode, default
 
 from ..errors import ConfigError, login_error
 from ..hubapi import credentials, metrics, pages
+from ..hubapi.ratelimit import TokenBuckets
 from ..spawners.mixin import check_spawner_config
 from ..tokens.http import IAMError, request_json
 from ..tokens.hubclient import make_client
@@ -103,6 +104,27 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
         bound is too tight. Raise it with the provider's operators' consent; see the docs' page on
         sizing for figures.""",
     )
+    credentials_rate = Float(
+        1.0,
+        min=0.01,
+        max=1000.0,
+        config=True,
+        help="""How many requests per second (sustained) one server's API token may make to the
+        credentials endpoint (``/hub/api/dlaas/users/<name>/credentials``), after a burst of
+        :attr:`credentials_burst`. A token agent asks every few minutes, and at most once every few
+        seconds while its hub is away, so it never meets this bound; a notebook flooding the
+        endpoint with the same token gets ``429 Too Many Requests`` with ``Retry-After`` (counted
+        in ``dlaas_credentials_served{outcome="rate_limited"}``) before the hub even looks the
+        token up, and the other users' API keeps its speed.""",
+    )
+    credentials_burst = Integer(
+        20,
+        min=1,
+        max=10000,
+        config=True,
+        help="How many requests one server's API token may make to the credentials endpoint at once, "
+             "before :attr:`credentials_rate` applies.",
+    )
     iam_client = Any(help="The hub's HTTP client for the provider (one keep-alive pool), bounded by "
                           ":attr:`iam_concurrency_limit`.")
 
@@ -154,6 +176,7 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
             self._add_templates(self.parent)
         startup.check_settings(self)
         startup.define_tokens_scope()
+        self.credentials_buckets = TokenBuckets(self.credentials_rate, self.credentials_burst)
         self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)
         self._jwks: JWKSCache | None = None
         self._prefetch_task = None

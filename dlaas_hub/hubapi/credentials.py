@@ -10,6 +10,7 @@ authenticated by an API token: a browser session never gets the tokens, even the
 
 from __future__ import annotations
 
+import json
 import time
 
 from jupyterhub.apihandlers.base import APIHandler
@@ -18,6 +19,7 @@ from tornado import web
 
 from .admission import Admission
 from .metrics import CREDENTIALS_SERVED
+from .ratelimit import key_of
 from .scopes import TOKENS_SCOPE
 
 # How many credentials requests start per event-loop iteration. Each one's first step (JupyterHub's
@@ -27,11 +29,49 @@ ADMITTED_PER_ITERATION = 8
 ADMISSION = Admission(ADMITTED_PER_ITERATION)
 
 
+# When the hub last logged refusals for flooding, and how many since (one line a minute at most).
+_REFUSALS = {"logged_at": 0.0, "since": 0}
+
+
 class CredentialsAPIHandler(APIHandler):
     async def prepare(self):
-        # Before JupyterHub authenticates the request: that is the synchronous work a burst piles up.
+        # Both before JupyterHub authenticates the request: that is the synchronous work a burst
+        # piles up, and what a flood would make the hub do for every request.
+        if self.refused_for_flooding():
+            return
         await ADMISSION.enter()
         await super().prepare()
+
+    def refused_for_flooding(self) -> bool:
+        """Answer 429 with ``Retry-After`` when this request's token has used up its bucket."""
+        buckets = getattr(self.authenticator, "credentials_buckets", None)
+        token = self.get_auth_token()
+        if buckets is None or not token:
+            return False
+        wait = buckets.take(key_of(token))
+        if not wait:
+            return False
+        CREDENTIALS_SERVED.labels("rate_limited").inc()
+        _REFUSALS["since"] += 1
+        now = time.monotonic()
+        if now - _REFUSALS["logged_at"] >= 60 or not _REFUSALS["logged_at"]:
+            self.log.warning("Credentials endpoint: %d request(s) refused (429) in the last minute or so: a "
+                             "server's token asked faster than DLaaSAuthenticator.credentials_rate allows",
+                             _REFUSALS["since"])
+            _REFUSALS.update(logged_at=now, since=0)
+        self.set_status(429)
+        self.set_header("Retry-After", str(buckets.retry_after(wait)))
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": 429, "message": "Too many requests for credentials from this token: "
+                                                          "wait as Retry-After says"}))
+        self._quiet = True
+        return True
+
+    def _log(self):
+        # A flood's refusals are counted and summed up once a minute above; an access-log line each
+        # (thousands a minute) would cost the hub more than refusing.
+        if not getattr(self, "_quiet", False):
+            super()._log()
 
     async def get(self, user_name):
         try:

@@ -20,7 +20,7 @@ RENEWALS_SKIPPED = Counter(
     "dlaas_renewals_skipped_fresh", "Renewal checks that found every token fresh and made no request.")
 CREDENTIALS_SERVED = Counter(
     "dlaas_credentials_served", "Answers of the credentials endpoint to token agents, by outcome "
-    "(served, forbidden, not_found, login_expired).", ["outcome"])
+    "(served, forbidden, not_found, login_expired, rate_limited: refused with 429 for asking too often).", ["outcome"])
 
 IAM_QUEUE_LENGTH = Gauge(
     "dlaas_iam_queue_length", "Requests to the provider waiting for a slot "

@@ -3,8 +3,11 @@
 It asks the hub for the server's current credential files with the server's own API token and
 rewrites them atomically before they expire. It never deletes a file, so a failed round keeps the
 still-valid tokens in place, and it backs off (with jitter) while the hub is unreachable, so that
-a hub coming back from a restart is not met by every agent at once. When the hub answers that the
-user's sign-in has expired (401), it says so once and asks again only every few minutes.
+a hub coming back from a restart is not met by every agent at once; but its pause never outgrows a
+fraction of the life left in the files it holds, and once they have expired it asks every few
+seconds, so that renewals resume as soon as the hub is back. When the hub answers that the user's
+sign-in has expired (401), it says so once and asks again only every few minutes; when the hub
+says it asks too often (429), it waits as ``Retry-After`` says.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from .files import CredentialError, CredentialFile, ensure_private_dir, write_pr
 log = logging.getLogger("dlaas_hub.agent")
 
 READY_MARKER = ".dlaas-ready"
+
+#: While its hub is unreachable, an agent pauses at most this fraction of the life left in its files.
+PAUSE_SHARE_OF_LIFE = 0.25
 
 
 @dataclass
@@ -60,12 +66,21 @@ class TokenAgent:
     def __init__(self, config: AgentConfig, client: httpx.AsyncClient | None = None):
         self.config = config
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0))
+        self.client.event_hooks.setdefault("response", []).append(self._note_retry_after)
+        self.retry_after: float | None = None  # what the hub's last 429 asked for
+        self.expires_at: int | None = None  # earliest expiry of the files in place
         self.stopping = asyncio.Event()
         self.failures = 0
         self.written: dict[str, str] = {}
         self.rounds = 0
         self.dirs_missing = list(config.make_dirs)
         self.expired = False  # the hub said the user must sign in again
+
+    async def _note_retry_after(self, response: httpx.Response) -> None:
+        self.retry_after = None
+        if response.status_code == 429:
+            value = response.headers.get("Retry-After", "")
+            self.retry_after = float(value) if value.isdigit() else None
 
     async def fetch(self) -> tuple[list[CredentialFile], int | None]:
         document = await request_json(
@@ -126,8 +141,16 @@ class TokenAgent:
         return min(max(delay, self.config.min_interval), self.config.max_interval)
 
     def backoff(self) -> float:
-        ceiling = min(self.config.max_backoff, self.config.min_interval * 2 ** min(self.failures, 10))
-        return random.uniform(self.config.min_interval, max(self.config.min_interval, ceiling))
+        """The pause after a failed round: doubling with each failure up to ``max_backoff``, jittered,
+        but never more than a quarter of the life left in the files in place; once they have
+        expired, between one and two ``min_interval``: a hub back from a restart renews them at once.
+        """
+        low = self.config.min_interval
+        ceiling = min(self.config.max_backoff, low * 2 ** min(self.failures, 10))
+        if self.expires_at is not None:
+            left = self.expires_at - time.time()
+            ceiling = min(ceiling, 2 * low if left <= 0 else max(low, PAUSE_SHARE_OF_LIFE * left))
+        return random.uniform(low, max(low, ceiling))
 
     async def run_once(self) -> float:
         """One round: fetch and write. Returns how long to sleep before the next round."""
@@ -138,6 +161,8 @@ class TokenAgent:
         except IAMError as e:
             if e.status == 401:
                 return self.sign_in_needed()
+            if e.status == 429:
+                return self.asked_to_wait()
             return self.failed(e)
         except (CredentialError, OSError) as e:
             return self.failed(e)
@@ -145,6 +170,7 @@ class TokenAgent:
             log.info("The user signed in again: credentials are being renewed again")
             self.expired = False
         self.failures = 0
+        self.expires_at = expires_at
         delay = self.next_delay(expires_at)
         log.info("Credentials up to date (%d file(s) rewritten); next check in %.0f s", changed, delay)
         return delay
@@ -160,6 +186,13 @@ class TokenAgent:
             self.expired = True
         else:
             log.info("Still waiting for the user to sign in again; next check in %.0f s", delay)
+        return delay
+
+    def asked_to_wait(self) -> float:
+        """The hub refused for asking too often (429): wait as it says, a little more, at random."""
+        wait = self.retry_after if self.retry_after is not None else self.backoff()
+        delay = wait + random.uniform(0, 0.1 * wait + 1)
+        log.warning("The hub asks this server to ask less often (429); next check in %.0f s", delay)
         return delay
 
     def failed(self, e: Exception) -> float:

@@ -230,3 +230,41 @@ def test_servers_signed_in_together_do_not_ask_in_the_same_second(config):
     delays = [agent.next_delay(expires_at) for _ in range(50)]
     assert max(delays) - min(delays) > 2  # spread over up to a tenth of the 60 s margin
     assert max(delays) <= 500 - 60 + 6  # never later than that: the tokens are still well valid
+
+
+@respx.mock
+async def test_a_hub_that_is_down_is_asked_within_a_share_of_the_files_life(config, monkeypatch):
+    # A doubled backoff of minutes would outlast 40 s tokens: the pause stays under a quarter of their life.
+    now = time.time()
+    route = respx.get(URL).mock(return_value=answer(int(now) + 40))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    delays = [await agent.run_once() for _ in range(10)]
+    assert agent.failures == 10  # the doubling alone would allow up to max_backoff (30 s)
+    assert all(config.min_interval <= d <= 0.25 * 40 for d in delays), delays
+
+
+@respx.mock
+async def test_once_its_files_have_expired_the_agent_asks_every_few_seconds(config, monkeypatch):
+    route = respx.get(URL).mock(return_value=answer(int(time.time()) + 40))
+    agent = TokenAgent(config)
+    await agent.run_once()
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    monkeypatch.setattr(time, "time", lambda: agent.expires_at + 5)
+    delays = [await agent.run_once() for _ in range(12)]
+    assert all(config.min_interval <= d <= 2 * config.min_interval for d in delays), delays
+    assert len(set(delays)) > 1  # still jittered: the agents of a hub that returns do not ask in step
+
+
+@respx.mock
+async def test_too_many_requests_waits_as_the_hub_says(config, caplog):
+    route = respx.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "17"},
+                                                           json={"message": "Too many requests"}))
+    agent = TokenAgent(config)
+    delays = [await agent.run_once() for _ in range(5)]
+    assert all(17 <= d <= 17 + 0.1 * 17 + 1 for d in delays), delays
+    assert "ask less often (429)" in caplog.text
+    route.mock(return_value=answer(int(time.time()) + 500))
+    await agent.run_once()
+    assert agent.retry_after is None and agent.failures == 0
