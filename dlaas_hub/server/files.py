@@ -8,6 +8,7 @@ client (raw JWT, read with ``readline()``) and rucio-jupyterlab (``RucioConfig``
 from __future__ import annotations
 
 import configparser
+import errno
 import io
 import json
 import os
@@ -175,33 +176,72 @@ def jupyter_config_content(config: dict) -> str:
     return json.dumps(config, indent=1, sort_keys=True)
 
 
-def ensure_private_dir(path: str, *, uid: int | None = None, gid: int | None = None) -> None:
-    """Create ``path`` (mode 0700) if needed and make sure only its owner can enter it."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    st = os.lstat(path)
-    if not os.path.isdir(path) or os.path.islink(path):
+#: Opens a directory without following a link in its last component (ELOOP, or ENOTDIR for a file).
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NOT_A_DIRECTORY = (errno.ELOOP, errno.ENOTDIR)
+
+
+def open_plain_dir(path: str, *, dir_fd: int | None = None) -> int | None:
+    """A descriptor of the directory ``path``, or None when it is a link or not a directory.
+
+    A hub running as root works in directories its users own: it acts on the descriptor, never on
+    the path again, so that a user who swaps the directory for a link cannot send it elsewhere.
+    """
+    try:
+        return os.open(path, _DIR_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in _NOT_A_DIRECTORY:
+            return None
+        raise
+
+
+def ensure_private_dir(path: str, *, uid: int | None = None, gid: int | None = None, mode: int = 0o700) -> None:
+    """Create ``path`` if needed and make sure only its owner can enter it (``mode``, 0700 by default).
+
+    Ownership and mode are set on the directory itself, never through a link.
+    """
+    os.makedirs(path, mode=mode, exist_ok=True)
+    fd = open_plain_dir(path)
+    if fd is None:
         raise CredentialError("the credentials directory is not a plain directory")
-    if uid is not None and (st.st_uid != uid or (gid is not None and st.st_gid != gid)):
-        os.chown(path, uid, gid if gid is not None else -1)
-    if st.st_mode & 0o777 != 0o700:
-        os.chmod(path, 0o700)
+    try:
+        st = os.fstat(fd)
+        if uid is not None and (st.st_uid != uid or (gid is not None and st.st_gid != gid)):
+            os.fchown(fd, uid, gid if gid is not None else -1)
+        if st.st_mode & 0o777 != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def remove_private_dir(path: str) -> None:
-    """Remove a credentials directory and its files (never following a link out of it)."""
+    """Remove a credentials directory and what it holds, never following a link out of it."""
     try:
-        st = os.lstat(path)
+        fd = open_plain_dir(path)
     except FileNotFoundError:
         return
-    if not os.path.isdir(path) or os.path.islink(path) or not (st.st_mode & 0o777 == 0o700):
+    if fd is None:
         raise CredentialError("refusing to remove what is not a private credentials directory")
-    for name in os.listdir(path):
-        entry = os.path.join(path, name)
-        if os.path.isdir(entry) and not os.path.islink(entry):
-            remove_private_dir(entry)
-        else:
-            os.unlink(entry)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != 0o700:
+            raise CredentialError("refusing to remove what is not a private credentials directory")
+        _empty(fd)
+    finally:
+        os.close(fd)
     os.rmdir(path)
+
+
+def _empty(dir_fd: int) -> None:
+    for name in os.listdir(dir_fd):
+        child = open_plain_dir(name, dir_fd=dir_fd)
+        if child is None:
+            os.unlink(name, dir_fd=dir_fd)  # a file, or a link (removed, not followed)
+            continue
+        try:
+            _empty(child)
+        finally:
+            os.close(child)
+        os.rmdir(name, dir_fd=dir_fd)
 
 
 def write_private_file(directory: str, name: str, content: str, *, uid: int | None = None,

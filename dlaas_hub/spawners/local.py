@@ -6,6 +6,7 @@ import asyncio
 import os
 import pwd
 import signal
+import stat
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Bool, Dict, Integer, List, Unicode, default
 
 from ..errors import user_error
-from ..server.files import CredentialError, ensure_private_dir, remove_private_dir, write_private_file
+from ..server.files import CredentialError, ensure_private_dir, open_plain_dir, remove_private_dir, write_private_file
 from .form import KubeProfileFormMixin
 from .mixin import DLaaSSpawnerMixin
 
@@ -130,7 +131,9 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
     async def deliver_credentials(self, bundle):
         uid, gid = self._owner()
         os.makedirs(self.credentials_root, mode=0o711, exist_ok=True)
-        ensure_private_dir(os.path.dirname(self.credentials_dir), uid=uid, gid=gid)
+        # The user's folder is the hub's, so that the user cannot swap their servers' folders (which
+        # they own, for the token agent) for links while the hub writes or removes their files.
+        ensure_private_dir(os.path.dirname(self.credentials_dir), uid=os.geteuid(), gid=os.getegid(), mode=0o711)
         ensure_private_dir(self.credentials_dir, uid=uid, gid=gid)
         for f in bundle.files:
             write_private_file(self.credentials_dir, f.name, f.content, uid=uid, gid=gid)
@@ -142,22 +145,62 @@ class DLaaSLocalSpawner(KubeProfileFormMixin, DLaaSSpawnerMixin, LocalProcessSpa
         self._prepare_home(uid, gid)
 
     def _prepare_home(self, uid, gid):
+        """Link the data lake from ``~/datalake``, and make the user's scratch folder.
+
+        ``~/datalake`` is the user's: a hub running as root never follows it. It works on the
+        folder's descriptor, opened without following a link, and only if the user owns it; a link
+        or a file there is left alone and logged (the server still starts, without the links).
+        """
         home = self._home()
         if self.home_dir_template:
             os.makedirs(home, mode=0o700, exist_ok=True)
-        links = os.path.join(home, "datalake")
-        if not os.path.isdir(links):
-            os.mkdir(links, 0o755)
-            os.chown(links, uid, gid)
-        for mount in self._dlaas_mounts:
-            link = os.path.join(links, mount["name"])
-            if os.path.islink(link):
-                os.unlink(link)
-            if not os.path.exists(link):
-                os.symlink(mount["host_path"], link)
+        home_fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the system's: it may be a link
+        try:
+            links_fd = self._open_links_dir(home_fd, uid, gid)
+        finally:
+            os.close(home_fd)
+        if links_fd is not None:
+            try:
+                for mount in self._dlaas_mounts:
+                    self._link_mount(links_fd, mount["name"], mount["host_path"])
+            finally:
+                os.close(links_fd)
         scratch = self.scratch_path()
         if scratch:
             ensure_private_dir(scratch, uid=uid, gid=gid)
+
+    def _open_links_dir(self, home_fd: int, uid: int, gid: int) -> int | None:
+        try:
+            os.mkdir("datalake", 0o755, dir_fd=home_fd)
+            created = True
+        except FileExistsError:
+            created = False
+        fd = open_plain_dir("datalake", dir_fd=home_fd)
+        if fd is not None:
+            owner = os.fstat(fd).st_uid
+            if created:
+                os.fchown(fd, uid, gid)
+            elif owner == uid:
+                return fd
+            else:
+                os.close(fd)
+                fd = None
+        if fd is None:
+            self.log.warning("The data-lake links of %s are not made: %s/datalake is not a folder of theirs "
+                             "(a link, a file, or another account's folder)", self.user.name, self._home())
+        return fd
+
+    @staticmethod
+    def _link_mount(links_fd: int, name: str, target: str) -> None:
+        try:
+            st = os.stat(name, dir_fd=links_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            os.unlink(name, dir_fd=links_fd)  # the link itself: to the current mount point
+            st = None
+        if st is None:
+            os.symlink(target, name, dir_fd=links_fd)
 
     async def run_pre_spawn_hook(self):
         result = await super().run_pre_spawn_hook()

@@ -16,6 +16,7 @@ from dlaas_hub.server.files import (
     eos_token_content,
     rucio_cfg,
     rucio_jupyterlab_config,
+    remove_private_dir,
     rucio_token_content,
     write_private_file,
 )
@@ -227,3 +228,30 @@ def test_rucio_cfg_tells_datalake_upload_the_scratch_rse_only_when_there_is_one(
     cfg.read_string(rucio_cfg(RucioSettings(rucio_host="https://r", auth_host="https://a"), account="a",
                               token_path="/t"))
     assert not cfg.has_section("dlaas")
+
+
+def test_removing_a_credentials_dir_never_follows_a_link_out_of_it(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    d = tmp_path / "c"
+    ensure_private_dir(str(d))
+    (d / "sub").mkdir()
+    (d / "sub" / "f").write_text("x")
+    (d / "link-to-dir").symlink_to(outside)
+    (d / "link-to-file").symlink_to(outside / "precious")
+    remove_private_dir(str(d))
+    assert not d.exists()
+    assert (outside / "precious").read_text() == "keep me"
+
+
+def test_a_linked_credentials_dir_is_neither_tightened_nor_removed(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir(mode=0o755)
+    os.chmod(real, 0o755)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(CredentialError):
+        ensure_private_dir(str(tmp_path / "link"), uid=os.getuid())
+    with pytest.raises(CredentialError):
+        remove_private_dir(str(tmp_path / "link"))
+    assert stat.S_IMODE(real.stat().st_mode) == 0o755 and real.exists()

@@ -45,7 +45,7 @@ async def test_pre_spawn_writes_private_files_and_env(tmp_path):
     await spawner.run_pre_spawn_hook()
     directory = tmp_path / "credentials" / "mariaska" / "default"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o711  # the hub's: the user cannot swap its folders
     names = sorted(os.listdir(directory))
     assert names == ["eos-token", "jupyter_server_config.json", "rucio-token", "rucio.cfg"]
     for name in names:
@@ -175,3 +175,44 @@ async def test_a_refused_choice_is_not_kept_for_the_next_start(tmp_path):
     assert orm_spawner.user_options == {} and spawner.user_options == {}
     await spawner.run_pre_spawn_hook()  # the next start without a choice: her default
     assert spawner.running_profile().slug == "minimal" and orm_spawner.user_options == {"profile": "minimal"}
+
+
+async def test_a_datalake_link_of_the_users_is_never_followed(tmp_path, caplog):
+    # A user who makes ~/datalake a link elsewhere must not get the hub (root) to create or replace
+    # eos and scratch links there.
+    elsewhere = tmp_path / "someone-elses"
+    elsewhere.mkdir()
+    (elsewhere / "eos").symlink_to("/their/own/target")
+    home = tmp_path / "home" / "mariaska"
+    home.mkdir(parents=True)
+    (home / "datalake").symlink_to(elsewhere)
+    spawner = make(tmp_path)
+    spawner.user_options = {"profile": "minimal"}
+    await spawner.run_pre_spawn_hook()
+    assert sorted(os.listdir(elsewhere)) == ["eos"] and os.readlink(elsewhere / "eos") == "/their/own/target"
+    assert (home / "datalake").is_symlink()  # the user's link is left as it is
+    assert "datalake is not a folder of theirs" in caplog.text
+    assert (tmp_path / "credentials" / "mariaska" / "default" / "eos-token").exists()  # the server still starts
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder to another account")
+async def test_a_datalake_folder_of_another_account_is_left_alone(tmp_path, caplog):
+    links = tmp_path / "home" / "mariaska" / "datalake"
+    links.mkdir(parents=True)
+    os.chown(links, 54321, 54321)
+    spawner = make(tmp_path)
+    spawner.user_options = {"profile": "minimal"}
+    await spawner.run_pre_spawn_hook()
+    assert os.listdir(links) == [] and "datalake is not a folder of theirs" in caplog.text
+
+
+async def test_the_users_own_entries_in_datalake_are_kept_and_stale_links_replaced(tmp_path):
+    links = tmp_path / "home" / "mariaska" / "datalake"
+    links.mkdir(parents=True)
+    (links / "eos").symlink_to("/old/mount/point")
+    (links / "scratch").mkdir()  # the user's own folder of that name
+    spawner = make(tmp_path)
+    spawner.user_options = {"profile": "minimal"}
+    await spawner.run_pre_spawn_hook()
+    assert os.readlink(links / "eos") == str(tmp_path / "eos")
+    assert (links / "scratch").is_dir() and not (links / "scratch").is_symlink()
