@@ -86,12 +86,28 @@ _RECENT_MISTAKES: OrderedDict[str, bool] = OrderedDict()
 
 def user_mistake(status: int, message: str) -> web.HTTPError:
     """A :func:`user_error` that the hub's log shows as one warning line, without a traceback."""
-    error = user_error(status, message)
+    _remember_mistake(message)
+    return user_error(status, message)
+
+
+class FormNotice(Exception):
+    """Raised where JupyterHub would act on a request it should show the form for instead.
+
+    Its message is written for the user: JupyterHub's spawn page shows it above the form with a
+    200 status (it is no error of theirs), and the hub's log shows one warning line.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+        _remember_mistake(message)
+
+
+def _remember_mistake(message: str) -> None:
     _RECENT_MISTAKES[message] = False
     _RECENT_MISTAKES.move_to_end(message)
     while len(_RECENT_MISTAKES) > 64:
         _RECENT_MISTAKES.popitem(last=False)
-    return error
 
 
 def _mistake_in(text: str) -> str | None:

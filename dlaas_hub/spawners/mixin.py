@@ -11,7 +11,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from ..display import shown
-from ..errors import ConfigError, install_user_mistake_filter, user_error, user_mistake
+from ..errors import ConfigError, FormNotice, install_user_mistake_filter, user_error, user_mistake
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import Profile, ProfileCatalog, load_inline
 from ..server.files import Bundle, build_bundle
@@ -127,16 +127,28 @@ class DLaaSSpawnerMixin(RucioSetup):
         return [p for p in self.all_profiles() if p.allows(groups)]
 
     def dlaas_profile_list(self, spawner=None) -> list[dict]:
-        """kubespawner's ``profile_list``: only the profiles this user's groups allow, with the user's
-        last usable choice, or else their default profile, pre-selected (the catalogue's default may
-        be one they may not use). A start records its profile, so kubespawner never falls back on
-        this mark to pick one."""
+        """kubespawner's ``profile_list``: only the profiles this user's groups allow, with the profile
+        a link named, or else the user's last usable choice, or else their default profile,
+        pre-selected (the catalogue's default may be one they may not use). A start records its
+        profile, so kubespawner never falls back on this mark to pick one."""
         allowed = self.allowed_profiles()
-        chosen = (self.user_options or {}).get("profile")
-        # kubespawner 7.0's form selects the profile marked default: mark the user's last choice.
-        selected = next((p for p in allowed if p.slug == chosen), None) or (
+        wanted = [getattr(self, "_dlaas_linked_choice", None), (self.user_options or {}).get("profile")]
+        # kubespawner 7.0's form selects the profile marked default: mark the user's choice.
+        selected = next((p for slug in wanted for p in allowed if p.slug == slug), None) or (
             self.default_profile(allowed) if allowed else None)
         return [{**p.to_kubespawner(), "default": p is selected} for p in allowed]
+
+    def options_from_query(self, query_data):
+        """Never start a server from a URL: show the Server Options form, the linked profile selected.
+
+        JupyterHub starts a server at once when ``/hub/spawn`` is opened with query arguments
+        (``?profile=root``), and another site can make a signed-in browser open any URL: every such
+        link would start a server (a named one, under any name), exchange tokens and write files.
+        A DLaaS server starts from the form (a POST carrying ``_xsrf``) or the REST API with a token.
+        """
+        slug = (query_data.get("profile") or [None])[0]
+        self._dlaas_linked_choice = slug if isinstance(slug, str) else None
+        raise FormNotice("Check the profile below and press Start: a server starts only from this page.")
 
     async def get_options_form(self):
         # The last choice is kept as the next form's selection: one the user may not (or no longer)
@@ -146,15 +158,21 @@ class DLaaSSpawnerMixin(RucioSetup):
         return await super().get_options_form()
 
     def forget_unusable_choice(self) -> None:
-        """Drop a profile the user may not (or no longer) use from the options kept for next time.
+        """Drop what cannot start a server from the options kept for next time: a profile the user may
+        not (or no longer) use, and any option that is not a string.
 
         JupyterHub keeps a start's options before the start, refused or not, and reuses them when a
-        later start brings none (an API call without a body): that start gets the default instead.
+        later start brings none (an API call without a body): that start gets the default instead,
+        and the Server Options page keeps working whatever a refused request sent.
         """
-        slug = (self.user_options or {}).get("profile")
-        if not slug or slug in {p.slug for p in self.allowed_profiles()}:
+        options = self.user_options if isinstance(self.user_options, dict) else {}
+        unusable = {key for key, value in options.items() if not isinstance(value, (str, type(None)))}
+        slug = options.get("profile")
+        if isinstance(slug, str) and slug and slug not in {p.slug for p in self.allowed_profiles()}:
+            unusable.add("profile")
+        if not unusable and options is self.user_options:
             return
-        self.user_options = {k: v for k, v in self.user_options.items() if k != "profile"}
+        self.user_options = {k: v for k, v in options.items() if k not in unusable}
         orm_spawner = getattr(self, "orm_spawner", None)
         if orm_spawner is not None:
             orm_spawner.user_options = dict(self.user_options)
@@ -165,6 +183,7 @@ class DLaaSSpawnerMixin(RucioSetup):
         Raises 400 for an unknown slug (naming the valid ones) and 403 for a profile the user's
         groups do not allow, whether the choice came from the form or the REST API.
         """
+        self.check_user_options()
         allowed = self.allowed_profiles()
         if not allowed:
             if self.all_profiles():
@@ -174,8 +193,6 @@ class DLaaSSpawnerMixin(RucioSetup):
         slug = (self.user_options or {}).get("profile")
         if not slug:
             return self.default_profile(allowed)
-        if not isinstance(slug, str):
-            raise user_mistake(400, "user_options.profile must be a profile slug")
         match = next((p for p in allowed if p.slug == slug), None)
         if match:
             return match
@@ -184,6 +201,24 @@ class DLaaSSpawnerMixin(RucioSetup):
                                     "Ask your experiment's IAM administrator for access.")
         valid = ", ".join(p.slug for p in allowed)
         raise user_mistake(400, f"Unknown profile {shown(slug)}. Valid profiles: {valid}")
+
+    def check_user_options(self) -> None:
+        """A 400 with words for options of the wrong shape, from the form or the REST API.
+
+        Every option the Server Options page sends is a string (the profile's slug, and a profile
+        option's choice); anything else would break the page that shows the choice again.
+        """
+        options = self.user_options
+        if options is None:
+            return
+        if not isinstance(options, dict):
+            raise user_mistake(400, "The server's options must be a JSON object, such as {\"profile\": \"minimal\"}.")
+        wrong = sorted(str(key) for key, value in options.items() if not isinstance(value, (str, type(None))))
+        if wrong:
+            names = ", ".join(shown(key) for key in wrong[:5])
+            raise user_mistake(400, f"Each server option must be a string (a profile's slug, or a choice): "
+                                    f"{names} {'is' if len(wrong) == 1 else 'are'} not. For example "
+                                    "{\"profile\": \"minimal\"}.")
 
     @staticmethod
     def default_profile(allowed: list[Profile]) -> Profile:

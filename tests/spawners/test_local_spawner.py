@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -216,3 +217,38 @@ async def test_the_users_own_entries_in_datalake_are_kept_and_stale_links_replac
     await spawner.run_pre_spawn_hook()
     assert os.readlink(links / "eos") == str(tmp_path / "eos")
     assert (links / "scratch").is_dir() and not (links / "scratch").is_symlink()
+
+
+@pytest.mark.parametrize("options", [{"profile": ["minimal"]}, {"profile": {"slug": "minimal"}},
+                                     {"profile": "minimal", "image": 3}, {"profile": 7}])
+async def test_options_of_the_wrong_type_are_a_400_in_words_and_the_page_keeps_working(tmp_path, options):
+    from tornado import web
+
+    orm_spawner = SimpleNamespace(name="t1", server=None, user_options=dict(options))
+    spawner = make(tmp_path, user=FakeUser(name="alice", groups=["/escape"]), name="t1")
+    spawner.orm_spawner = orm_spawner
+    spawner.user_options = dict(options)
+    with pytest.raises(web.HTTPError) as refused:
+        await spawner.run_pre_spawn_hook()
+    assert refused.value.status_code == 400
+    assert "must be a string" in refused.value.jupyterhub_message and "{\"profile\": \"minimal\"}" in \
+        refused.value.jupyterhub_message
+    assert all(isinstance(v, str) for v in orm_spawner.user_options.values())  # what JupyterHub keeps
+    spawner.user_options = dict(options)  # as a hub restart would load them, before the fix above
+    form = await spawner.get_options_form()
+    form = await form(spawner) if callable(form) else form
+    assert 'value="minimal"' in form
+
+
+async def test_a_link_with_a_profile_shows_the_form_with_that_profile_selected(tmp_path):
+    from dlaas_hub.errors import FormNotice
+
+    spawner = make(tmp_path, user=FakeUser(name="maria", groups=["/escape", "/escape/ska"]))
+    with pytest.raises(FormNotice, match="a server starts only from this page"):
+        spawner.options_from_query({"profile": ["ska-sdc1"]})
+    form = await spawner.options_form(spawner)
+    selected = [m for m in re.findall(r'<input[^>]*name="profile"[^>]*>', form) if "checked" in m]
+    assert len(selected) == 1 and 'value="ska-sdc1"' in selected[0], selected
+    with pytest.raises(FormNotice):
+        spawner.options_from_query({"profile": [["not", "a", "slug"]], "x": ["1"]})
+    assert 'value="ska-sdc1"' in await spawner.options_form(spawner)
