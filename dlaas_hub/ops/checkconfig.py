@@ -141,6 +141,11 @@ def load_values(paths: list[Path]) -> Deploy:
     notes += [Finding("warning", u.where, u.why) for u in unread]
     roles = _mapping(hub.get("loadRoles"), "hub.loadRoles")
     config.JupyterHub.load_roles = [{"name": name, **(role or {})} for name, role in roles.items()]
+    # The chart's own keys for JupyterHub's named servers.
+    for key, trait in (("allowNamedServers", "allow_named_servers"),
+                       ("namedServerLimitPerUser", "named_server_limit_per_user")):
+        if hub.get(key) is not None:
+            config.JupyterHub[trait] = hub[key]
     profile_list = (values.get("singleuser") or {}).get("profileList")
     if profile_list:
         config.KubeSpawner.profile_list = profile_list
@@ -210,7 +215,29 @@ def check(deploy: Deploy, *, profiles_dir: Path | None = None) -> list[Finding]:
     if spawner:
         findings += _check_spawner(deploy, spawner, profiles_dir)
         findings += _check_roles(deploy)
+    findings += _check_browser_safety(deploy)
     return sorted(findings, key=lambda f: f.level != "error")
+
+
+def _check_browser_safety(deploy: Deploy) -> list[Finding]:
+    """What keeps another site from acting through a signed-in browser, and its cost when it does."""
+    hub = deploy.section("JupyterHub")
+    values = deploy.source == "values"
+    findings = []
+    options = hub.get("cookie_options") or {}
+    same_site = next((v for k, v in options.items() if str(k).lower() == "samesite"), None) \
+        if isinstance(options, dict) else None
+    if str(same_site).lower() not in ("lax", "strict"):
+        findings.append(Finding("warning", "JupyterHub.cookie_options",
+                                "no samesite: browsers send the hub's cookies with requests other sites make. "
+                                "Set {samesite: Lax} (Strict would break the return from the IAM's sign-in)"))
+    limit = hub.get("named_server_limit_per_user", 0)
+    if hub.get("allow_named_servers") and not limit:
+        findings.append(Finding("warning", "hub.namedServerLimitPerUser" if values
+                                else "JupyterHub.named_server_limit_per_user",
+                                "named servers are allowed without a limit: each one exchanges tokens and holds "
+                                "a server's resources. Set a limit, such as 3"))
+    return findings
 
 
 def _check_authenticator(deploy: Deploy) -> list[Finding]:
