@@ -16,7 +16,7 @@ c.ConfigurableHTTPProxy.command = settings["chp_command"]
 c.JupyterHub.allow_named_servers = True  # each named server has its own profile and token files
 c.JupyterHub.named_server_limit_per_user = 3
 # The hub's cookies (and its servers', which inherit these) are not sent with requests other sites start.
-c.JupyterHub.cookie_options = {"samesite": "Lax"}
+c.JupyterHub.tornado_settings = {"cookie_options": {"samesite": "Lax"}}
 c.JupyterHub.db_url = f"sqlite:///{settings['state_dir']}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{settings['state_dir']}/cookie_secret"
 c.JupyterHub.pid_file = f"{settings['state_dir']}/jupyterhub.pid"

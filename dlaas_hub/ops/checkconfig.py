@@ -224,11 +224,12 @@ def _check_browser_safety(deploy: Deploy) -> list[Finding]:
     hub = deploy.section("JupyterHub")
     values = deploy.source == "values"
     findings = []
-    options = hub.get("cookie_options") or {}
+    settings = hub.get("tornado_settings") or {}
+    options = (settings.get("cookie_options") if isinstance(settings, dict) else None) or {}
     same_site = next((v for k, v in options.items() if str(k).lower() == "samesite"), None) \
         if isinstance(options, dict) else None
     if str(same_site).lower() not in ("lax", "strict"):
-        findings.append(Finding("warning", "JupyterHub.cookie_options",
+        findings.append(Finding("warning", "JupyterHub.tornado_settings.cookie_options",
                                 "no samesite: browsers send the hub's cookies with requests other sites make. "
                                 "Set {samesite: Lax} (Strict would break the return from the IAM's sign-in)"))
     limit = hub.get("named_server_limit_per_user", 0)

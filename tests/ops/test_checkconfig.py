@@ -289,17 +289,19 @@ def test_download_mode_without_a_ca_path_is_an_error(capsys, tmp_path, secrets):
 
 def test_cookies_without_samesite_and_unbounded_named_servers_are_named(capsys, tmp_path, secrets):
     def change(values):
-        values["hub"]["config"]["JupyterHub"].pop("cookie_options")
+        values["hub"]["config"]["JupyterHub"]["tornado_settings"].pop("cookie_options")
         values["hub"].pop("namedServerLimitPerUser")
 
     code, out = run(capsys, values_file(tmp_path, change), secrets, "--profiles", PROFILES)
     assert code == 0, out  # warnings: the hub runs
-    assert "warning: JupyterHub.cookie_options: no samesite" in out
+    assert "warning: JupyterHub.tornado_settings.cookie_options: no samesite" in out
     assert "warning: hub.namedServerLimitPerUser: named servers are allowed without a limit" in out
     assert "0 error(s), 2 warning(s)" in out
 
 
 def test_the_shipped_values_set_samesite_and_bound_named_servers():
     values = yaml.safe_load(VALUES.read_text())
-    assert values["hub"]["config"]["JupyterHub"]["cookie_options"] == {"samesite": "Lax"}
+    settings = values["hub"]["config"]["JupyterHub"]["tornado_settings"]
+    assert settings["cookie_options"] == {"samesite": "Lax"}
+    assert settings["slow_spawn_timeout"] == 0  # the chart's own, which this key replaces
     assert values["hub"]["allowNamedServers"] and 0 < values["hub"]["namedServerLimitPerUser"] <= 5

@@ -71,7 +71,8 @@ def test_a_typo_would_be_caught(chart):
 def test_hub_config_sets_up_dlaas():
     config = VALUES["hub"]["config"]
     assert config["JupyterHub"] == {"authenticator_class": "dlaas", "spawner_class": "dlaas-kube",
-                                    "cookie_options": {"samesite": "Lax"}}
+                                    "tornado_settings": {"slow_spawn_timeout": 0,
+                                                         "cookie_options": {"samesite": "Lax"}}}
     assert "custom:dlaas:tokens!user" in VALUES["hub"]["loadRoles"]["user"]["scopes"]
     assert "client_secret" not in config["DLaaSAuthenticator"], "secrets belong in a separate values file"
     from dlaas_hub.authenticator import DLaaSAuthenticator
@@ -181,7 +182,7 @@ async def test_a_deploy_offers_and_starts_every_profile_a_member_may_use(chart, 
 async def test_the_shipped_values_turn_on_named_servers_each_with_its_pod_and_volume(chart, crypt_key):
     app = hub_app(deployed(chart, AS_IN_THE_IMAGE, CHART_DEFAULT_STORAGE))
     assert app.allow_named_servers is True and app.named_server_limit_per_user == 3
-    assert app.cookie_options == {"samesite": "Lax"}  # through the chart's hub.config
+    assert app.tornado_settings["cookie_options"] == {"samesite": "Lax"}  # through the chart's hub.config
     authenticator, model = await sign_in(app, ["/escape", "/escape/ska"])
     try:
         pods = {server: (await pod_for(app, authenticator, model, slug, server))[1]
