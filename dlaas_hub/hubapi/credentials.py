@@ -59,12 +59,12 @@ class CredentialsAPIHandler(APIHandler):
                              "server's token asked faster than DLaaSAuthenticator.credentials_rate allows",
                              _REFUSALS["since"])
             _REFUSALS.update(logged_at=now, since=0)
+        self._quiet = True
         self.set_status(429)
         self.set_header("Retry-After", str(buckets.retry_after(wait)))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": 429, "message": "Too many requests for credentials from this token: "
                                                           "wait as Retry-After says"}))
-        self._quiet = True
         return True
 
     def _log(self):
