@@ -205,9 +205,34 @@ class DLaaSCallbackHandler(OAuthCallbackHandler):
 
 
 class DLaaSLogoutHandler(OAuthLogoutHandler):
-    """The hub's logout, which also revokes the refresh token and ends the provider's session."""
+    """The hub's sign-out: a page with one button, and the sign-out itself on its POST.
+
+    ``GET /hub/logout`` (the home page's "Logout", JupyterLab's *File > Log Out*) changes nothing: it
+    shows what signing out does and a form that POSTs back with ``_xsrf``, which JupyterHub checks
+    before this handler runs. Another site can make a browser GET any URL (a link, an image), but it
+    cannot read the page's ``_xsrf``: a forged sign-out would revoke the user's grant at the provider
+    and cut every running server off from EOS and Rucio at its next renewal. The POST signs out of
+    the hub (JupyterHub's own logout), ends the sessions the user's browsers hold on their servers,
+    revokes the refresh token and ends the provider's session.
+    """
 
     _provider_logout_url: str | None = None
+
+    async def get(self):
+        user = self.current_user
+        if user is None:
+            return await self.render_logout_page()  # nobody to sign out: on to the login page
+        self.set_header("Cache-Control", "no-store")
+        facts = await self.authenticator.sign_out_facts(user)
+        html = await self.render_template("dlaas-signout.html", shutdown_on_logout=self.shutdown_on_logout, **facts)
+        self.finish(html)
+
+    async def post(self):
+        user = self.current_user
+        if user is not None and hasattr(user, "get_auth_state"):
+            # Before JupyterHub's logout, which deletes this browser session's tokens itself.
+            self.authenticator.end_server_sessions(self, user)
+        await super().get()  # JupyterHub's logout, which calls handle_logout and render_logout_page
 
     async def handle_logout(self):
         await super().handle_logout()

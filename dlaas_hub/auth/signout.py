@@ -8,9 +8,11 @@ them at logout.
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from jupyterhub import orm
 from traitlets import Bool, HasTraits, Unicode, Union, validate
 
 from ..errors import ConfigError
@@ -39,6 +41,17 @@ async def revoke_token(client: httpx.AsyncClient, revocation_endpoint: str, toke
     data = {"token": token, "token_type_hint": token_type_hint, **(client_params or {})}
     await request_json(client, "POST", revocation_endpoint, label=f"revocation of the {token_type_hint}",
                        data=data, auth=auth, retries=1, expect_json=False)
+
+
+def cookie_path_of(redirect_uri: str | None) -> str | None:
+    """The path of the cookie an OAuth client of the hub (a server, a service) keeps its session in.
+
+    JupyterHub's servers and services set it on their base URL, where their ``oauth_callback`` is.
+    """
+    path = urlsplit(redirect_uri or "").path
+    if not path.endswith("/oauth_callback"):
+        return None
+    return path[: -len("oauth_callback")]
 
 
 def login_url_beside(callback_url: str) -> str:
@@ -110,6 +123,56 @@ class ProviderSignOut(HasTraits):
         back = self.post_logout_redirect_url or login_url_beside(self.get_callback_url(handler))
         return end_session_url(endpoint, client_id=self.client_id, post_logout_redirect_uri=back,
                                id_token_hint=id_token)
+
+    async def sign_out_facts(self, user) -> dict:
+        """What the sign-out page tells the user before they confirm: never a token."""
+        try:
+            await self.resolve_endpoints()
+        except IAMError:
+            pass  # the page can still be shown; signing out does not need the provider
+        metadata = self._metadata.cached or {}
+        auth_state = await user.get_auth_state() or {}
+        expiries = [t.get("expires_at") for t in (auth_state.get("exchanged") or {}).values()
+                    if isinstance(t, dict) and isinstance(t.get("expires_at"), (int, float))]
+        running = [name or "default" for name, spawner in sorted(user.spawners.items()) if spawner.active]
+        return {
+            "provider": self.login_service,
+            "ends_provider_session": self.end_session_endpoint() is not None and not self.logout_redirect_url,
+            "revokes": bool(self.revoke_on_logout and isinstance(metadata.get("revocation_endpoint"), str)
+                            and auth_state.get("refresh_token")),
+            "running_servers": running,
+            "tokens_last_until": (time.strftime("%H:%M UTC", time.gmtime(max(expiries)))
+                                  if expiries and max(expiries) > time.time() else None),
+        }
+
+    def end_server_sessions(self, handler, user) -> int:
+        """End every session that a browser holds on the user's servers (and the hub's services).
+
+        JupyterHub's logout deletes the tokens of this browser's hub session only, found by its
+        session-id cookie; a browser closed and reopened since has lost that cookie, yet its
+        servers' cookies still open JupyterLab. So every token the hub issued to a browser session
+        of this user (through OAuth: it carries a session id) is deleted, and this browser's cookies
+        of those servers are cleared. The servers' own API tokens and the user's API tokens stay.
+        Returns how many tokens were deleted.
+        """
+        db = handler.db
+        tokens = db.query(orm.APIToken).filter(orm.APIToken.user_id == user.id,
+                                               orm.APIToken.session_id.isnot(None)).all()
+        clients = {t.oauth_client for t in tokens if t.oauth_client is not None}
+        for token in tokens:
+            db.delete(token)
+        db.commit()
+        host_prefix = handler.settings.get("cookie_host_prefix_enabled", False)
+        for client in clients:
+            path = cookie_path_of(client.redirect_uri)
+            if path is None:
+                continue
+            if host_prefix:
+                handler.clear_cookie("__Host-" + client.identifier, path="/", secure=True)
+            handler.clear_cookie(client.identifier, path=path)
+        if tokens:
+            self.log.info("Sign-out of %s: %d browser session(s) of their servers ended", user.name, len(tokens))
+        return len(tokens)
 
     async def sign_out(self, handler, user) -> str | None:
         """Revoke the user's refresh token and return the provider's end-session URL, if any.

@@ -107,6 +107,10 @@ class Journey:
         page.wait_for_load_state("networkidle")
         return asked
 
+    def press_sign_out(self):
+        """The hub's sign-out page: its one button."""
+        self.page.locator("#dlaas-sign-out").click()
+
     def confirm_iam_sign_out(self, hub):
         """The IAM asks whether to end its session: yes; the browser lands on the hub's login page."""
         page = self.page
@@ -222,8 +226,14 @@ def test_scientist_journey(hub, browser, artifacts):
         assert secret not in body
     journey.shot("tokens")
 
-    # Sign out of the hub and of the IAM; "Sign in" again asks for the password.
-    page.goto(f"{hub.url}/hub/logout")
+    # Sign out of the hub and of the IAM; "Sign in" again asks for the password. The home page's
+    # "Logout" lands on a page with one button, which signs out.
+    page.goto(f"{hub.url}/hub/home")
+    page.locator("#logout").click()
+    page.wait_for_url(f"{hub.url}/hub/logout")
+    assert "Sign out" in page.inner_text("#dlaas-signout")
+    journey.shot("sign-out-page")
+    journey.press_sign_out()
     journey.confirm_iam_sign_out(hub)
     assert page.locator("a", has_text="Sign in with").is_visible()
     journey.shot("signed-out")
@@ -232,6 +242,65 @@ def test_scientist_journey(hub, browser, artifacts):
     assert "mariaska" in page.inner_text("body").lower()
     journey.shot("signed-in-again")
     context.close()
+
+
+def wait_ready(hub, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not (hub.api("GET", f"/users/{name}").json()["servers"].get("") or {}).get("ready"):
+        assert time.monotonic() < deadline, f"{name}'s server did not start"
+        time.sleep(0.3)
+
+
+def test_signing_out_ends_jupyterlab_in_a_reopened_browser(hub, browser, artifacts):
+    # On a shared lab machine: sign in, open JupyterLab, close and reopen the browser (its session
+    # cookies die, the hub's login cookie and the server's own cookie live on), sign out from
+    # JupyterLab's File menu. The next person at that browser must not get into the server.
+    first = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = first.new_page()
+    page.set_default_timeout(60_000)
+    journey = Journey(page, artifacts)
+    journey.shots = 50
+    journey.sign_in(hub, "hubadmin")
+    assert hub.api("POST", "/users/hubadmin/server", json={"profile": "minimal"}).status_code in (201, 202)
+    wait_ready(hub, "hubadmin")
+    lab = f"{hub.url}/user/hubadmin/lab"
+    page.goto(lab)
+    page.wait_for_selector(".jp-LabShell", timeout=120_000)
+    state = first.storage_state()
+    first.close()
+
+    session_cookies = [c["name"] for c in state["cookies"] if c["expires"] == -1]
+    assert "jupyterhub-session-id" in session_cookies
+    state["cookies"] = [c for c in state["cookies"] if c["expires"] != -1]
+    assert any(c["name"].startswith("jupyterhub-user-hubadmin") for c in state["cookies"])
+    reopened = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=state)
+    try:
+        page = reopened.new_page()
+        page.set_default_timeout(60_000)
+        journey.page = page
+        page.goto(lab)
+        page.wait_for_selector(".jp-LabShell", timeout=120_000)  # the server's cookie alone lets it in
+        page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
+        # The hub extension's entry (JupyterLab's own "Log Out" is the server's, which redirects there too).
+        page.locator('.lm-Menu-item[data-command="hub:logout"]').click()
+        page.wait_for_url(f"{hub.url}/hub/logout")
+        journey.shot("lab-log-out-lands-on-sign-out-page")
+        journey.press_sign_out()
+        journey.confirm_iam_sign_out(hub)
+        journey.shot("lab-signed-out")
+
+        page.goto(lab)
+        page.wait_for_load_state("networkidle")
+        assert not page.url.startswith(lab) and page.locator(".jp-LabShell").count() == 0, page.url
+        assert page.url.startswith(f"{hub.url}/hub/login"), page.url
+        journey.shot("lab-after-sign-out")
+        contents = reopened.request.get(f"{hub.url}/user/hubadmin/api/contents", max_redirects=0)
+        assert contents.status in (302, 403), contents.status
+        assert hub.api("GET", "/users/hubadmin").json()["servers"][""]["ready"]  # the server itself runs on
+        assert "browser session(s) of their servers ended" in hub.log()
+    finally:
+        reopened.close()
+        hub.api("DELETE", "/users/hubadmin/server")
 
 
 @pytest.fixture

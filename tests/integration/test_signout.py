@@ -37,6 +37,17 @@ def confirm_iam_sign_out(client: httpx.Client, page: httpx.Response) -> httpx.Re
     return client.post(urljoin(str(page.url), action), data={**fields, "logout": "yes"})
 
 
+def press_sign_out(client: httpx.Client, hub) -> httpx.Response:
+    """Open the hub's sign-out page (the home page's "Logout") and press its one button."""
+    page = client.get(f"{hub.url}/hub/logout")
+    assert page.status_code == 200, page.text
+    form = re.search(r'<form[^>]*id="dlaas-signout-form"[^>]*>(.*?)</form>', page.text, re.S)
+    action = re.search(r'action="([^"]+)"', form.group(0)).group(1)
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form.group(1)))
+    assert set(fields) == {"_xsrf"} and fields["_xsrf"]
+    return client.post(urljoin(str(page.url), action), data=fields)
+
+
 def start_sign_in(client: httpx.Client, hub) -> httpx.Response:
     """Click "Sign in": follow the redirects until the IAM asks something or the hub's callback is reached."""
     return follow(client, client.get(f"{hub.url}/hub/oauth_login"), until=f"{hub.url}/hub/oauth_callback")
@@ -61,7 +72,7 @@ def test_sign_out_ends_the_iam_session_and_revokes_the_refresh_token(hub, client
     state = hub.api("GET", "/users/mariaska").json()["auth_state"]
     assert refresh_grant(hub, client_secret, state["refresh_token"]).status_code == 200  # live before
 
-    logout = client.get(f"{hub.url}/hub/logout")
+    logout = press_sign_out(client, hub)
     assert logout.status_code == 302
     target = urlsplit(logout.headers["location"])
     assert f"{target.scheme}://{target.netloc}/" == hub.iam_url and target.path == "/session/end"
@@ -81,7 +92,7 @@ def test_sign_out_ends_the_iam_session_and_revokes_the_refresh_token(hub, client
     assert step.status_code == 200 and 'type="password"' in step.text
     log = hub.log()
     assert "Sign-out of mariaska: refresh token revoked at the provider" in log
-    assert "/hub/logout -> " in log and "id_token_hint=[secret]" in log
+    assert "POST /hub/logout -> " in log and "id_token_hint=[secret]" in log
     header, payload, signature = state["id_token"].split(".")
     assert payload[:24] not in log and signature[:24] not in log and state["refresh_token"] not in log
 
