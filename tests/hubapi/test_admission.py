@@ -95,6 +95,7 @@ async def test_the_credentials_endpoint_is_admitted_before_jupyterhub_authentica
 
     monkeypatch.setattr(credentials, "ADMISSION", Gate())
     monkeypatch.setattr(APIHandler, "prepare", prepare)
+    monkeypatch.setattr(credentials.CredentialsAPIHandler, "refused_for_flooding", lambda self: False)
     handler = object.__new__(credentials.CredentialsAPIHandler)  # prepare uses no request state
     await handler.prepare()
     assert order == ["admitted", "authenticated"]
