@@ -7,6 +7,7 @@ Screenshots of every page go to ``test-artifacts/browser/<JupyterHub version>/``
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -272,7 +273,11 @@ def test_signing_out_ends_jupyterlab_in_a_reopened_browser(hub, browser, artifac
     session_cookies = [c["name"] for c in state["cookies"] if c["expires"] == -1]
     assert "jupyterhub-session-id" in session_cookies
     state["cookies"] = [c for c in state["cookies"] if c["expires"] != -1]
-    assert any(c["name"].startswith("jupyterhub-user-hubadmin") for c in state["cookies"])
+    server_cookie = next(c for c in state["cookies"] if c["name"].startswith("jupyterhub-user-hubadmin"))
+    # The cookie holds, signed but readable, the OAuth token the server checks at the hub: a copy of
+    # that cookie anywhere (another browser profile, a saved session) is worth exactly that token.
+    server_token = signed_cookie_value(server_cookie["value"])
+    assert whoami(hub, server_token) == 200
     reopened = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=state)
     try:
         page = reopened.new_page()
@@ -297,10 +302,21 @@ def test_signing_out_ends_jupyterlab_in_a_reopened_browser(hub, browser, artifac
         contents = reopened.request.get(f"{hub.url}/user/hubadmin/api/contents", max_redirects=0)
         assert contents.status in (302, 403), contents.status
         assert hub.api("GET", "/users/hubadmin").json()["servers"][""]["ready"]  # the server itself runs on
+        assert whoami(hub, server_token) == 403, "the server's cookie still names a live token"
         assert "browser session(s) of their servers ended" in hub.log()
     finally:
         reopened.close()
         hub.api("DELETE", "/users/hubadmin/server")
+
+
+def signed_cookie_value(cookie: str) -> str:
+    """The value inside a tornado signed cookie (version 2: ``2|key|time|name|value|signature``)."""
+    field = cookie.split("|")[4]
+    return base64.b64decode(field.split(":", 1)[1]).decode()
+
+
+def whoami(hub, token: str) -> int:
+    return httpx.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}).status_code
 
 
 @pytest.fixture
