@@ -11,8 +11,8 @@ import re
 from tornado import web
 from traitlets import Dict, HasTraits, Unicode, default, validate
 
-from ..errors import ConfigError, user_error
 from ..display import shown
+from ..errors import ConfigError, user_error
 from .identity import DEFAULT_USERNAME_PATTERN, Subject, bound_subject, name_matches, name_rule
 
 

@@ -12,13 +12,13 @@ import time
 from tornado import web
 from traitlets import Dict, Float, HasTraits, Integer, validate
 
+from ..display import shown
 from ..errors import ConfigError, login_error
 from ..hubapi import metrics
 from ..tokens.claims import jwt_expiry, subject_mismatch
 from ..tokens.exchange import ExchangedToken, ExchangeTarget, exchange_all
 from ..tokens.http import IAMError
 from ..tokens.renewal import LoginExpired
-from ..display import shown
 from .identity import Subject
 from .idtoken import IDTokenError
 

@@ -14,9 +14,9 @@ from dlaas_hub.server.files import (
     build_bundle,
     ensure_private_dir,
     eos_token_content,
+    remove_private_dir,
     rucio_cfg,
     rucio_jupyterlab_config,
-    remove_private_dir,
     rucio_token_content,
     write_private_file,
 )
