@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
-import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 import MemoryAdapter from './memory_adapter.mjs';
@@ -73,7 +73,7 @@ const findUserByName = (name) => [...users.values()].find((u) => u.username === 
 // client may also ask for in an exchange.
 const EXCHANGE_SCOPE = /^(openid|profile|email|wlcg|wlcg\.groups|storage\.(read|modify|create|stage):\/\S*)$/;
 
-const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
 const signingJwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: 'RS256', use: 'sig' };
 const signingKey = await importJWK(signingJwk, 'RS256');
 
@@ -88,6 +88,14 @@ function accountClaims(user) {
     'wlcg.groups': user.groups.map((g) => `/${g}`),
   };
 }
+
+// The claims each scope releases, in the id_token and at userinfo.
+const SCOPE_CLAIMS = {
+  openid: ['sub'],
+  profile: ['preferred_username', 'name', 'groups'],
+  email: ['email', 'email_verified'],
+  'wlcg.groups': ['wlcg.groups'],
+};
 
 const provider = new Provider(issuer, {
   adapter: MemoryAdapter,
@@ -107,12 +115,7 @@ const provider = new Provider(issuer, {
   cookies: { keys: [randomBytes(32).toString('hex')] },
   pkce: { required: () => true },
   scopes: ['openid', 'offline_access', 'profile', 'email', 'wlcg.groups'],
-  claims: {
-    openid: ['sub'],
-    profile: ['preferred_username', 'name', 'groups'],
-    email: ['email', 'email_verified'],
-    'wlcg.groups': ['wlcg.groups'],
-  },
+  claims: SCOPE_CLAIMS,
   // IAM puts the requested claims in the id_token too.
   conformIdTokenClaims: false,
   features: {
@@ -215,6 +218,46 @@ provider.registerGrantType(EXCHANGE_GRANT, tokenExchange, [
   'subject_token', 'subject_token_type', 'audience', 'scope', 'requested_token_type', 'resource',
 ]);
 
+// INDIGO IAM's userinfo answers any unexpired access token it issued that carries `openid`, whatever
+// its audience: EOS maps an `oauth2:<jwt>:<userinfo>` token that way. oidc-provider's own userinfo
+// knows only the tokens it stored, so the exchanged JWTs are answered here, the same way.
+const USERINFO_PATH = '/me';
+
+function bearerJwt(req) {
+  const match = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i.exec(req.headers.authorization ?? '');
+  return match?.[1];
+}
+
+function refuse(res, status, error, description) {
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'www-authenticate': `Bearer error="${error}", error_description="${description}"`,
+  });
+  res.end(JSON.stringify({ error, error_description: description }));
+}
+
+async function exchangedUserinfo(req, res, token) {
+  let claims;
+  try {
+    ({ payload: claims } = await jwtVerify(token, publicKey, { issuer, algorithms: ['RS256'] }));
+  } catch (err) {
+    return refuse(res, 401, 'invalid_token', err.code === 'ERR_JWT_EXPIRED' ? 'access token expired' : 'invalid access token');
+  }
+  const scopes = String(claims.scope ?? '').split(' ');
+  if (!scopes.includes('openid')) {
+    return refuse(res, 403, 'insufficient_scope', 'access token missing openid scope');
+  }
+  const user = users.get(claims.sub);
+  if (!user) return refuse(res, 401, 'invalid_token', 'unknown subject');
+  const account = accountClaims(user);
+  const body = {};
+  for (const scope of scopes) {
+    for (const claim of SCOPE_CLAIMS[scope] ?? []) body[claim] = account[claim];
+  }
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  return res.end(JSON.stringify(body));
+}
+
 const count = (table, key) => { table[key] = (table[key] ?? 0) + 1; };
 provider.on('grant.success', (ctx) => count(stats.grants, ctx.oidc.params.grant_type));
 provider.on('grant.error', (ctx) => count(stats.grantErrors, ctx.oidc.params?.grant_type ?? 'unknown'));
@@ -289,6 +332,7 @@ const server = http.createServer(async (req, res) => {
       return res.end(JSON.stringify({ error: 'server_error', error_description: 'injected failure' }));
     }
     if (path.startsWith('/interaction/')) return await interaction(req, res);
+    if (path === USERINFO_PATH && bearerJwt(req)) return await exchangedUserinfo(req, res, bearerJwt(req));
     return oidc(req, res);
   } catch (err) {
     console.error(`dev-iam: ${req.method} ${path}: ${err.name}`);

@@ -175,6 +175,7 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
         if self.parent is not None:
             self._add_templates(self.parent)
         startup.check_settings(self)
+        startup.warn_eos_refusal(self)
         startup.define_tokens_scope()
         self.credentials_buckets = TokenBuckets(self.credentials_rate, self.credentials_burst)
         self._metadata = ProviderMetadata(self.iam_client, self.oidc_issuer, retries=self.discovery_retries)

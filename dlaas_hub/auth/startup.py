@@ -10,6 +10,7 @@ from jupyterhub.crypto import KEY_ENV, CryptKeeper, _validate_key
 
 from ..errors import ConfigError
 from ..hubapi.scopes import TOKENS_SCOPE
+from ..tokens.exchange import eos_refusal
 from .discovery import issuer_problem
 
 
@@ -39,6 +40,17 @@ def check_settings(authenticator) -> None:
             f"refuses to start without a key. Make one with `openssl rand -hex 32` and pass it to the hub "
             f"as {KEY_ENV} (on Zero-to-JupyterHub: hub.config.CryptKeeper.keys, or a Secret)."
         )
+
+
+def warn_eos_refusal(authenticator) -> None:
+    """Say at start when the EOS server will refuse every EOS token (the hub still runs: a storage
+    that verifies the JWT itself, like XRootD with SciTokens, takes it)."""
+    name = next((authenticator.config[cls]["eos_target"] for cls in ("DLaaSKubeSpawner", "DLaaSLocalSpawner")
+                 if "eos_target" in authenticator.config.get(cls, {})), "eos")
+    target = next((t for t in authenticator.targets if t.name == name), None)
+    why = eos_refusal(target) if target else None
+    if why:
+        authenticator.log.warning("DLaaSAuthenticator.exchange_targets[%r].scope: %s", name, why)
 
 
 def crypt_key_problem(keys) -> str | None:

@@ -24,7 +24,7 @@ from ..auth.startup import KEY_ENV, crypt_key_problem
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import load_directory
 from ..spawners import DLaaSKubeSpawner, DLaaSLocalSpawner
-from ..tokens.exchange import ExchangeTarget
+from ..tokens.exchange import ExchangeTarget, eos_refusal
 from .extraconfig import SnippetError, read_snippets
 
 AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator",
@@ -343,6 +343,7 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
         findings.append(Finding("error", f"{cls}.rucio_oidc_issuer",
                                 f"{issuer_name!r} is a URL: give the IAM's name in the Rucio server's idpsecrets.json "
                                 "(for example 'escape'), or leave it empty for the server's admin_issuer"))
+    findings += _check_eos_target(deploy.section("DLaaSAuthenticator"), spawner)
     instance = spawner.get("rucio_instance") if isinstance(spawner.get("rucio_instance"), dict) else {}
     replica = [p.slug for p in profiles if p.rucio_enabled and p.rucio_mode == "replica"]
     missing = [k for k in ("destination_rse", "rse_mount_path") if not instance.get(k)]
@@ -356,6 +357,19 @@ def _check_spawner(deploy: Deploy, cls: str, profiles_dir: Path | None) -> list[
                                 f"Rucio replica mode (profiles {', '.join(replica) or 'by default'}) needs "
                                 f"{' and '.join(missing)}"))
     return findings
+
+
+def _check_eos_target(auth: dict, spawner: dict) -> list[Finding]:
+    targets = auth.get("exchange_targets")
+    name = spawner.get("eos_target", "eos")
+    if not isinstance(targets, dict) or not isinstance(name, str) or name not in targets:
+        return []
+    try:
+        target = ExchangeTarget.from_config(name, targets[name])
+    except ValueError:
+        return []  # reported by _check_authenticator
+    why = eos_refusal(target)
+    return [Finding("warning", f"DLaaSAuthenticator.exchange_targets.{name}.scope", why)] if why else []
 
 
 def _check_agent_image(deploy: Deploy, cls: str, spawner: dict) -> list[Finding]:

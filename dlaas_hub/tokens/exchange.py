@@ -46,6 +46,18 @@ class ExchangeTarget:
         return cls(name=name, audience=config["audience"], scope=" ".join(scopes), required=required)
 
 
+def eos_refusal(target: ExchangeTarget) -> str | None:
+    """Why the EOS server would refuse this target's tokens in eosxd's file, or None.
+
+    EOS maps an ``oauth2:<jwt>:<userinfo>`` token by calling the provider's userinfo with it, and
+    INDIGO IAM's userinfo answers only tokens that carry ``openid``.
+    """
+    if "openid" in target.scope.split():
+        return None
+    return (f"scope {target.scope!r} has no openid: EOS checks its token at the provider's userinfo, "
+            "which refuses a token without openid, so EOS will refuse every token of this target")
+
+
 @dataclass(frozen=True)
 class ExchangedToken:
     """An exchanged access token and what the hub needs to know about it."""

@@ -12,8 +12,8 @@ TARGETS = {
 }
 
 
-def make(**settings) -> DLaaSAuthenticator:
-    config = Config()
+def make(config: Config | None = None, **settings) -> DLaaSAuthenticator:
+    config = config or Config()
     base = {"oidc_issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
             "oauth_callback_url": "https://hub.example/hub/oauth_callback",
             "allowed_groups": {"/escape"}, "admin_groups": {"/escape/admins"}, "exchange_targets": TARGETS}

@@ -92,6 +92,23 @@ def test_bad_exchange_target_names_the_key():
         make(exchange_targets={"eos": {"audience": "eos-eulake"}})
 
 
+def test_an_eos_target_without_openid_is_named_at_start(caplog):
+    make(exchange_targets={"eos": {"audience": "eos-eulake", "scope": "storage.read:/eos"},
+                           "rucio": {"audience": "rucio", "scope": "openid"}})
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["DLaaSAuthenticator.exchange_targets['eos'].scope: scope 'storage.read:/eos' has no openid: "
+                      "EOS checks its token at the provider's userinfo, which refuses a token without openid, "
+                      "so EOS will refuse every token of this target"]
+
+
+def test_the_eos_target_comes_from_the_spawners_config(caplog):
+    config = Config()
+    config.DLaaSLocalSpawner.eos_target = "store"
+    make(config=config, exchange_targets={"eos": {"audience": "eos-eulake", "scope": "storage.read:/eos"},
+                                          "store": {"audience": "eos-eulake", "scope": "openid"}})
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 def test_defaults_fit_indigo_iam():
     a = make()
     assert a.enable_auth_state and a.manage_groups and a.enable_pkce and a.basic_auth

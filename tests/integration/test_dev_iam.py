@@ -10,6 +10,9 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from dlaas_hub.dev import devservices
 
 from .conftest import CLIENT_ID, PASSWORDS
 
@@ -105,6 +108,63 @@ def test_exchange_gives_audience_restricted_jwt(dev_iam, tokens, client_secret):
                         algorithms=["RS256"], audience="eos-eulake", issuer=dev_iam)
     assert claims["act"] == {"sub": CLIENT_ID}
     assert claims["exp"] - time.time() == pytest.approx(body["expires_in"], abs=5)
+
+
+def exchange(iam_url, client_secret, subject_token, scope="openid profile wlcg.groups storage.read:/eos"):
+    response = token_request(iam_url, client_secret, grant_type=EXCHANGE, subject_token=subject_token,
+                             subject_token_type=ACCESS, audience="eos-eulake", scope=scope)
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def userinfo(iam_url, token):
+    return httpx.get(urljoin(iam_url, "me"), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_userinfo_answers_an_exchanged_token_as_iam_does(dev_iam, tokens, client_secret):
+    # EOS checks an `oauth2:<jwt>:<userinfo>` token by asking userinfo; IAM answers whatever the audience.
+    info = userinfo(dev_iam, exchange(dev_iam, client_secret, tokens["access_token"]))
+    assert info.status_code == 200, info.text
+    body = info.json()
+    assert body["preferred_username"] == "MariaSKA"
+    assert body["sub"] == jwt.decode(tokens["id_token"], options={"verify_signature": False})["sub"]
+    assert body["wlcg.groups"] == ["/escape", "/escape/ska"]
+    assert "email" not in body  # only what the token's scopes release
+
+
+def test_userinfo_refuses_an_exchanged_token_without_openid(dev_iam, tokens, client_secret):
+    info = userinfo(dev_iam, exchange(dev_iam, client_secret, tokens["access_token"], scope="storage.read:/eos"))
+    assert info.status_code == 403
+    assert 'error="insufficient_scope"' in info.headers["www-authenticate"]
+
+
+def test_userinfo_refuses_a_token_signed_by_another_key(dev_iam, tokens, client_secret):
+    genuine = exchange(dev_iam, client_secret, tokens["access_token"])
+    header = jwt.get_unverified_header(genuine)
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+    forged = jwt.encode(claims, rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                        algorithm="RS256", headers={"kid": header["kid"], "typ": "at+jwt"})
+    info = userinfo(dev_iam, forged)
+    assert info.status_code == 401 and 'error="invalid_token"' in info.headers["www-authenticate"]
+    assert userinfo(dev_iam, genuine).status_code == 200
+
+
+def test_userinfo_refuses_an_expired_exchanged_token(ports, client_secret, redirect_uri, tmp_path):
+    port = devservices.free_port()
+    iam = devservices.start_dev_iam(port, redirect_uris=[redirect_uri], client_id=CLIENT_ID,
+                                    client_secret=client_secret, extra_args=["--exchange-token-ttl=1"])
+    try:
+        iam_url = f"http://127.0.0.1:{port}/"
+        query, verifier = authorize(iam_url, redirect_uri, "alice")
+        sign_in = token_request(iam_url, client_secret, grant_type="authorization_code", code=query["code"],
+                                redirect_uri=redirect_uri, code_verifier=verifier).json()
+        token = exchange(iam_url, client_secret, sign_in["access_token"])
+        assert userinfo(iam_url, token).status_code == 200
+        time.sleep(2.1)
+        info = userinfo(iam_url, token)
+        assert info.status_code == 401 and "expired" in info.json()["error_description"]
+    finally:
+        devservices.stop(iam)
 
 
 @pytest.mark.parametrize("data,error", [

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from .conftest import browser_login
+from .eos import eos_file_owner
 from .test_spawn import server_environ
 
 pytestmark = pytest.mark.integration
@@ -71,6 +72,8 @@ def test_two_named_servers_run_side_by_side(hub):
     state = hub.api("GET", "/users/mariaska").json()["auth_state"]
     for env in (env_root, env_xcache):
         assert open(env["OAUTH2_TOKEN"][5:]).read().split(":")[1] == state["exchanged"]["eos"]["access_token"]
+        # What EOS does with the file: ask the resource in it about the token; it answers as her.
+        assert eos_file_owner(env["OAUTH2_TOKEN"][5:])["preferred_username"] == "MariaSKA"
 
     # Each its own token agent, and each agent fetches its own server's files.
     assert root["state"]["token_agent_pid"] != xcache["state"]["token_agent_pid"]

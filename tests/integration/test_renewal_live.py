@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from .conftest import browser_login
+from .eos import eos_file_owner
 from .test_spawn import start, stop
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,8 @@ def test_tokens_renewed_without_user_action_and_through_an_outage(hub, capsys):
     before = timeline[-1][1]
     reads += watch(directory, 30, timeline, "IAM back")
     assert timeline[-1][1] > before, "renewal did not resume after the outage"
+    # The renewed EOS file is one EOS accepts: its resource answers the new token as her.
+    assert eos_file_owner(os.path.join(directory, "eos-token"))["preferred_username"] == "MariaSKA"
     assert hub.api("GET", "/users/mariaska").json()["servers"][""]["ready"]
 
     with capsys.disabled():

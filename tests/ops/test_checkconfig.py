@@ -52,6 +52,23 @@ def test_an_exchange_target_without_scope(capsys, secrets, tmp_path):
     assert code == 1 and "error: DLaaSAuthenticator.exchange_targets.eos:" in out and "scope" in out
 
 
+def test_an_eos_target_without_openid_is_one_eos_refuses(capsys, secrets, tmp_path):
+    path = values_file(tmp_path, lambda v: v["hub"]["config"]["DLaaSAuthenticator"]["exchange_targets"]["eos"].update(
+        scope="profile storage.read:/eos"))
+    code, out = run(capsys, path, secrets, "--profiles", PROFILES)
+    assert code == 0, out
+    assert "warning: DLaaSAuthenticator.exchange_targets.eos.scope:" in out and "EOS will refuse" in out
+    assert "1 warning(s)" in out
+
+
+def test_the_eos_target_is_the_spawners(capsys, secrets, tmp_path):
+    def change(v):
+        v["hub"]["config"]["DLaaSKubeSpawner"]["eos_target"] = "rucio"  # whose scope has openid
+        v["hub"]["config"]["DLaaSAuthenticator"]["exchange_targets"]["eos"]["scope"] = "profile"
+    code, out = run(capsys, values_file(tmp_path, change), secrets, "--profiles", PROFILES)
+    assert code == 0 and "0 warning(s)" in out, out
+
+
 def test_the_user_role_without_the_tokens_scope(capsys, secrets, tmp_path):
     path = values_file(tmp_path, lambda v: v["hub"]["loadRoles"]["user"].update(scopes=["self"]))
     code, out = run(capsys, path, secrets, "--profiles", PROFILES)
