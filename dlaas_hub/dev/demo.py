@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import devservices, rucioserver
+from . import devservices, rucioserver, xrootdserver
 
 CLIENT_ID = "dlaas-hub-demo"
 
@@ -49,13 +49,31 @@ def prepare_state(state_dir: Path, *, hub_port: int, iam_port: int) -> dict:
 DEMO_NOTICE = (
     "<strong>This is the dlaas-hub demo.</strong> Real: JupyterHub with dlaas-hub, an OpenID provider standing "
     "in for ESCAPE IAM (token exchange included), the Rucio server, the Rucio client in your terminal. Standing "
-    "in: local directories for EOS (<code>~/datalake/eos</code> for <code>/eos/eulake_1</code>, "
-    "<code>~/datalake/scratch</code> for <code>/scratch</code>; no FUSE), no transfer service (a replication "
-    "rule stays replicating), every profile runs this machine's Python rather than its image, and all demo "
-    "users share one system account, so they can read each other's files.")
+    "in: {storage}, no transfer service (a replication rule stays replicating), every profile runs this machine's "
+    "Python rather than its image, and all demo users share one system account, so they can read each other's "
+    "files.")
+LOCAL_EOS = ("local directories for EOS (<code>~/datalake/eos</code> for <code>/eos/eulake_1</code>, "
+             "<code>~/datalake/scratch</code> for <code>/scratch</code>; no FUSE)")
+XROOTD_EOS = ("an XRootD server for EOS at <code>$EOS_MGM_URL</code>, which checks your EOS token as EOS does "
+              "(<code>BEARER_TOKEN_FILE=$DLAAS_EOS_TOKEN_FILE xrdcp $EOS_MGM_URL//eos/eulake_1/&lt;path&gt; .</code>; "
+              "<code>rucio list-file-replicas ska_sdc1:sdc1.images</code> gives paths), and local directories for "
+              "the FUSE mounts "
+              "(<code>~/datalake/eos</code> for <code>/eos/eulake_1</code>, <code>~/datalake/scratch</code> for "
+              "<code>/scratch</code>)")
 
 
-def start_rucio(state_dir: Path, port: int, issuer: str):
+def start_storage(root_port: int, https_port: int, issuer: str):
+    """The XRootD server standing in for EOS; None (and why) when it is not installed."""
+    try:
+        xrootdserver.xrootd_bin()
+    except devservices.ServiceError as e:
+        print(f"  dlaas-hub demo: no storage server standing in for EOS ({e}).", file=sys.stderr)
+        return None
+    print("  starting the XRootD server standing in for EOS...", flush=True)
+    return xrootdserver.start_xrootd(root_port=root_port, https_port=https_port, issuer=issuer)
+
+
+def start_rucio(state_dir: Path, port: int, issuer: str, eos_dir: Path | None = None):
     """The demo's Rucio server with its accounts and datasets; None (and why) when it is not installed."""
     try:
         rucioserver.rucio_bin("gunicorn")
@@ -66,7 +84,8 @@ def start_rucio(state_dir: Path, port: int, issuer: str):
     server = rucioserver.start_rucio(state_dir / "rucio", port, issuer=issuer)
     datalake = state_dir / "datalake"
     try:
-        server.bootstrap(rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
+        server.bootstrap(rucioserver.demo_spec(eos_dir=eos_dir or datalake / "eos_eulake_1",
+                                               scratch_dir=datalake / "scratch",
                                                other_site_dir=state_dir / "rucio" / "other-site"))
     except BaseException:  # a failed bootstrap, or a stop asked meanwhile: the server goes too
         server.stop()
@@ -82,12 +101,12 @@ def _raise_stop(*_):
     raise Stop()
 
 
-def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280) -> int:
+def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280, xrootd_port: int = 1094) -> int:
     # From the first moment: a stop asked while services are still starting stops those already up.
     signal.signal(signal.SIGTERM, _raise_stop)
     started: list = []
     try:
-        return _run(hub_port, iam_port, state_dir, rucio_port, started)
+        return _run(hub_port, iam_port, state_dir, rucio_port, xrootd_port, started)
     except (Stop, KeyboardInterrupt):
         return 0
     finally:
@@ -96,14 +115,20 @@ def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280
             stop()
 
 
-def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, started: list) -> int:
+def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, xrootd_port: int, started: list) -> int:
     settings = prepare_state(state_dir, hub_port=hub_port, iam_port=iam_port)
     iam = devservices.start_dev_iam(
         iam_port, redirect_uris=[settings["hub_url"] + "/hub/oauth_callback"],
         client_id=CLIENT_ID, client_secret=settings["client_secret"],
     )
     started.append(lambda: devservices.stop(iam))
-    rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"])
+    storage = start_storage(xrootd_port, xrootd_port + 1, settings["issuer"])
+    if storage is not None:
+        started.append(storage.stop)
+        settings.update(xrootd={"root_url": storage.root_url, "https_url": storage.https_url,
+                                "cert_dir": str(storage.tls.cert_dir), "eos_dir": str(storage.data_dir)})
+    rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"],
+                        storage.data_dir if storage is not None else None)
     if rucio is not None:
         started.append(rucio.stop)
         settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME,
@@ -118,7 +143,7 @@ def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, started
               "extension.", file=sys.stderr)
         settings.update(server_path=[str(Path(sys.executable).parent)] + (
             [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
-    settings.update(demo_notice=DEMO_NOTICE)
+    settings.update(demo_notice=DEMO_NOTICE.format(storage=XROOTD_EOS if storage is not None else LOCAL_EOS))
     _private_file(state_dir / "settings.json", json.dumps(settings, indent=1))
     hub = subprocess.Popen(
         [devservices.python_bin("jupyterhub"), "-f", str(devservices.DEMO_CONFIG)],
@@ -136,7 +161,7 @@ def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, started
 def main(args) -> int:
     try:
         return run(hub_port=args.hub_port, iam_port=args.iam_port, state_dir=Path(args.state_dir),
-                   rucio_port=args.rucio_port)
+                   rucio_port=args.rucio_port, xrootd_port=args.xrootd_port)
     except devservices.ServiceError as e:
         print(f"dlaas-hub demo: {e}", file=sys.stderr)
         return 1

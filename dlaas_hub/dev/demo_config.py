@@ -46,8 +46,11 @@ c.DLaaSLocalSpawner.home_dir_template = str(state / "home" / "{username}")
 c.DLaaSLocalSpawner.credentials_root = str(state / "credentials")
 c.DLaaSLocalSpawner.profiles_dir = settings.get("profiles_dir") or str(
     Path(__file__).resolve().parents[2] / "profiles")
+# With the storage server standing in for EOS (dlaas_hub.dev.xrootdserver), ~/datalake/eos is the folder it serves.
+xrootd = settings.get("xrootd") or {}
+eos_dir = xrootd.get("eos_dir") or str(state / "datalake" / "eos_eulake_1")
 c.DLaaSLocalSpawner.datalake_mounts = [
-    {"name": "eos", "host_path": str(state / "datalake" / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
+    {"name": "eos", "host_path": eos_dir, "mount_path": "/eos/eulake_1",
      "read_only": True},
     {"name": "scratch", "host_path": str(state / "datalake" / "scratch"), "mount_path": "/scratch",
      "read_only": False},
@@ -65,7 +68,7 @@ if settings.get("rucio_url"):
     # segments and finds the file under the local directory standing for /eos/eulake_1.
     c.DLaaSLocalSpawner.rucio_instance = {
         "name": "demo", "display_name": "dlaas-hub demo Rucio", "destination_rse": "EULAKE-1",
-        "rse_mount_path": str(state / "datalake" / "eos_eulake_1"), "path_begins_at": 2, "site_name": "DEMO",
+        "rse_mount_path": eos_dir, "path_begins_at": 2, "site_name": "DEMO",
     }
 else:
     c.DLaaSLocalSpawner.rucio_host = "https://escape-rucio.cern.ch"
@@ -80,6 +83,9 @@ c.DLaaSLocalSpawner.rucio_ca_cert = next(
     ssl.get_default_verify_paths().openssl_cafile)
 # A terminal in a demo server finds python and jupyter (the hub's environment), and rucio.
 c.Spawner.environment = {"PATH": os.pathsep.join(settings.get("server_path", []) + [os.environ.get("PATH", "")])}
+if xrootd:
+    # The storage tools find the server as EOS users know it, and trust its CA (root:// is TLS only).
+    c.Spawner.environment.update(EOS_MGM_URL=xrootd["root_url"], X509_CERT_DIR=xrootd["cert_dir"])
 if settings.get("demo_notice"):
     c.JupyterHub.template_vars = {"dlaas_demo_notice": settings["demo_notice"]}
 c.Spawner.cmd = settings["singleuser_command"]

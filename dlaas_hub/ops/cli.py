@@ -14,6 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hub-port", type=int, default=8000, help="port of the hub (default: 8000)")
     demo.add_argument("--iam-port", type=int, default=8180, help="port of the development IAM (default: 8180)")
     demo.add_argument("--rucio-port", type=int, default=8280, help="port of the Rucio server (default: 8280)")
+    demo.add_argument("--xrootd-port", type=int, default=1094,
+                      help="port of the XRootD server standing in for EOS (root://; https:// on the next "
+                           "port; default: 1094)")
     demo.add_argument("--state-dir", default=".demo", help="where the demo keeps its database and secrets")
 
     agent = commands.add_parser("token-agent", help="keep a server's credential files fresh (runs beside the server)")

@@ -17,6 +17,10 @@ import tempfile
 from dataclasses import dataclass, field
 
 EOS_TOKEN_FILE = "eos-token"
+#: The same EOS token, bare, for the storage tools' WLCG bearer-token discovery (xrdcp, XRootD from
+#: Python, gfal, davix): named by EOS_TOKEN_ENV, never by BEARER_TOKEN_FILE, which rucio-clients reads too.
+EOS_BEARER_FILE = "eos-bearer-token"
+EOS_TOKEN_ENV = "DLAAS_EOS_TOKEN_FILE"
 RUCIO_TOKEN_FILE = "rucio-token"
 RUCIO_CFG_FILE = "rucio.cfg"
 JUPYTER_CONFIG_FILE = "jupyter_server_config.json"
@@ -307,6 +311,8 @@ def build_bundle(auth_state: dict, *, directory: str, userinfo_url: str | None, 
         files.append(CredentialFile(EOS_TOKEN_FILE, eos_token_content(eos["access_token"], userinfo_url),
                                     eos.get("expires_at")))
         env["OAUTH2_TOKEN"] = f"FILE:{directory}/{EOS_TOKEN_FILE}"
+        files.append(CredentialFile(EOS_BEARER_FILE, _check_jwt(eos["access_token"], "EOS"), eos.get("expires_at")))
+        env[EOS_TOKEN_ENV] = f"{directory}/{EOS_BEARER_FILE}"
     elif eos_target:
         missing[eos_target] = absent(eos_target) if not eos else "the provider's userinfo URL is unknown"
 

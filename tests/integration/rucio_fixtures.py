@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from dlaas_hub.dev import devservices, rucioserver
+from dlaas_hub.dev import devservices, rucioserver, xrootdserver
 
 from .conftest import start_hub
 
@@ -20,17 +20,42 @@ def require_rucio() -> None:
         pytest.skip(str(e))
 
 
+def require_xrootd() -> None:
+    """Skip (fail in CI) when the XRootD server standing in for EOS is not installed, saying how to install it."""
+    try:
+        xrootdserver.xrootd_bin()
+    except devservices.ServiceError as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
 @pytest.fixture(scope="module")
-def rucio(dev_iam, tmp_path_factory):
+def storage(dev_iam):
+    """The XRootD server standing in for EOS, trusting the development IAM for the EOS audience."""
+    require_xrootd()
+    server = xrootdserver.start_xrootd(root_port=devservices.free_port(), https_port=devservices.free_port(),
+                                       issuer=dev_iam)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def rucio(dev_iam, tmp_path_factory, request):
+    """The development Rucio with the demo's content; in a module that sets STORAGE = True, EULAKE-1's
+    files are those the XRootD server serves."""
     require_rucio()
     workdir = tmp_path_factory.mktemp("rucio")
     server = rucioserver.start_rucio(workdir, devservices.free_port(), issuer=dev_iam)
     try:
         datalake = tmp_path_factory.mktemp("datalake")
-        spec = rucioserver.demo_spec(eos_dir=datalake / "eos_eulake_1", scratch_dir=datalake / "scratch",
+        storage = request.getfixturevalue("storage") if getattr(request.module, "STORAGE", False) else None
+        server.eos_dir = storage.data_dir if storage else datalake / "eos_eulake_1"
+        spec = rucioserver.demo_spec(eos_dir=server.eos_dir, scratch_dir=datalake / "scratch",
                                      other_site_dir=datalake / "desy")
         server.bootstrap(spec)
         server.datalake = datalake
+        server.storage = storage
         yield server
     finally:
         server.stop()
@@ -44,7 +69,7 @@ def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
         "DLaaSLocalSpawner.rucio_oidc_issuer": rucioserver.IDP_NAME,
         "DLaaSLocalSpawner.rucio_scratch_rse": rucioserver.SCRATCH_RSE,
         "DLaaSLocalSpawner.datalake_mounts": [
-            {"name": "eos", "host_path": str(rucio.datalake / "eos_eulake_1"), "mount_path": "/eos/eulake_1",
+            {"name": "eos", "host_path": str(rucio.eos_dir), "mount_path": "/eos/eulake_1",
              "read_only": True},
             {"name": "scratch", "host_path": str(rucio.datalake / "scratch"), "mount_path": "/scratch",
              "read_only": False}],
@@ -53,6 +78,9 @@ def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
     # A module may run its servers in another environment (SINGLEUSER_COMMAND), as a profile's image would.
     extra = {"singleuser_command": request.module.SINGLEUSER_COMMAND} if hasattr(request.module,
                                                                                "SINGLEUSER_COMMAND") else {}
+    if rucio.storage is not None:
+        extra["xrootd"] = {"root_url": rucio.storage.root_url, "https_url": rucio.storage.https_url,
+                           "cert_dir": str(rucio.storage.tls.cert_dir), "eos_dir": str(rucio.eos_dir)}
     hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=dev_iam,
                     client_secret=client_secret, overrides=overrides, **extra)
     yield hub

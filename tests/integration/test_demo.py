@@ -2,6 +2,7 @@
 says what is real, a server's terminal finds python, jupyter and rucio, and a second start reuses
 what the first one made."""
 
+import json
 import os
 import shutil
 import signal
@@ -9,13 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from dlaas_hub.dev import devservices
 
-from .rucio_fixtures import require_rucio
+from .rucio_fixtures import require_rucio, require_xrootd
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +26,20 @@ def launch_demo(state, ports):
     """`dlaas-hub demo` as the README's script runs it, on free ports and its own state directory."""
     return subprocess.Popen(
         [sys.executable, "-m", "dlaas_hub.ops.cli", "demo", f"--hub-port={ports['hub']}",
-         f"--iam-port={ports['iam']}", f"--rucio-port={ports['rucio']}", f"--state-dir={state}"],
+         f"--iam-port={ports['iam']}", f"--rucio-port={ports['rucio']}", f"--xrootd-port={ports['xrootd']}",
+         f"--state-dir={state}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def demo_ports() -> dict:
+    """Free ports for the demo's services; XRootD serves https:// on the port after its root:// one."""
+    ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
+    while True:
+        ports["xrootd"] = devservices.free_port()
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", ports["xrootd"] + 1)) != 0:
+                ports["xrootd-https"] = ports["xrootd"] + 1
+                return ports
 
 
 def start_demo(state, ports):
@@ -66,7 +80,8 @@ def stop_demo(proc, ports):
 
 def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
     require_rucio()
-    ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
+    require_xrootd()
+    ports = demo_ports()
     state = tmp_path / "demo"
     proc, first = start_demo(state, ports)
     try:
@@ -74,7 +89,7 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
         client, callback = devservices.browser_login(f"http://127.0.0.1:{ports['hub']}",
                                                      f"http://127.0.0.1:{ports['iam']}/", "MariaSKA", "maria-demo")
         home = client.get(f"http://127.0.0.1:{ports['hub']}/hub/home").text
-        assert 'id="dlaas-demo-notice"' in home and "local directories for EOS" in home
+        assert 'id="dlaas-demo-notice"' in home and "an XRootD server for EOS" in home
         assert "share one system account" in home
         # Her server, started from the Server Options page: its terminal's PATH finds the tools
         hub = f"http://127.0.0.1:{ports['hub']}"
@@ -84,6 +99,17 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
         for tool in ("python", "jupyter", "rucio", "datalake"):
             assert shutil.which(tool, path=env["PATH"]), f"{tool} is not on the server's PATH {env['PATH']}"
         assert env["RUCIO_CONFIG"] and f"127.0.0.1:{ports['rucio']}" in open(env["RUCIO_CONFIG"]).read()
+        # The home page's line reads a demo file from the storage standing in for EOS, in her terminal.
+        eos_dir = Path(json.loads((state / "settings.json").read_text())["xrootd"]["eos_dir"])
+        local = next(eos_dir.rglob("sdc1.image.b1.fits"))
+        deadline = time.monotonic() + 30
+        while not os.path.exists(env["DLAAS_EOS_TOKEN_FILE"]):
+            assert time.monotonic() < deadline, "her server's EOS token never arrived"
+            time.sleep(0.3)
+        url = f"{env['EOS_MGM_URL']}//eos/eulake_1/{local.relative_to(eos_dir)}"
+        read = subprocess.run(["bash", "-c", 'BEARER_TOKEN_FILE=$DLAAS_EOS_TOKEN_FILE xrdcp -f "$1" -', "-", url],
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert read.returncode == 0 and read.stdout == local.read_text(), read.stderr
     finally:
         output = stop_demo(proc, ports)
     assert "Rucio bootstrap" not in output or "error" not in output.lower()
@@ -95,7 +121,7 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
 
 def test_stopping_the_demo_while_it_starts_stops_what_had_started(tmp_path):
     require_rucio()
-    ports = {name: devservices.free_port() for name in ("hub", "iam", "rucio")}
+    ports = demo_ports()
     proc = launch_demo(tmp_path / "demo", ports)
     devservices.wait_for_http(f"http://127.0.0.1:{ports['iam']}/.well-known/openid-configuration", proc=proc)
     stop_demo(proc, ports)  # the IAM is up, Rucio and the hub are on their way

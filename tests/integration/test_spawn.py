@@ -118,7 +118,8 @@ def test_credentials_endpoint_serves_only_the_servers_own_token(hub, maria):
     response = httpx.get(url, headers={"Authorization": f"token {server_token}"})
     assert response.status_code == 200
     body = response.json()
-    assert {f["name"] for f in body["files"]} == {"eos-token", "rucio-token", "rucio.cfg", "jupyter_server_config.json"}
+    assert {f["name"] for f in body["files"]} == {"eos-token", "eos-bearer-token", "rucio-token", "rucio.cfg",
+                                                  "jupyter_server_config.json"}
     state = hub.api("GET", "/users/mariaska").json()["auth_state"]
     assert state["refresh_token"] not in response.text and state["access_token"] not in response.text
     assert response.headers["cache-control"] == "no-store"

@@ -170,15 +170,18 @@ def auth_state(**extra):
 def test_bundle_has_files_env_and_expiry():
     bundle = build_bundle(auth_state(), directory="/var/run/dlaas/tokens", userinfo_url=USERINFO, rucio=RUCIO)
     names = [f.name for f in bundle.files]
-    assert names == ["eos-token", "rucio-token", "rucio.cfg", "jupyter_server_config.json"]
+    assert names == ["eos-token", "eos-bearer-token", "rucio-token", "rucio.cfg", "jupyter_server_config.json"]
     assert bundle.env == {
         "OAUTH2_TOKEN": "FILE:/var/run/dlaas/tokens/eos-token",
+        "DLAAS_EOS_TOKEN_FILE": "/var/run/dlaas/tokens/eos-bearer-token",
         "RUCIO_CONFIG": "/var/run/dlaas/tokens/rucio.cfg",
         "JUPYTER_CONFIG_PATH": "/var/run/dlaas/tokens",
     }
+    # Rucio's client reads BEARER_TOKEN_FILE before its own token file: it must not name the EOS token.
     assert "BEARER_TOKEN_FILE" not in bundle.env
+    assert bundle.files[1].content == bundle.files[0].content.split(":")[1]  # the bare EOS token
     assert bundle.expires_at() == 1800
-    config = json.loads(bundle.files[3].content)
+    config = json.loads(bundle.files[4].content)
     assert config["RucioConfig"]["instances"][0]["oidc_file_name"] == "/var/run/dlaas/tokens/rucio-token"
     for f in bundle.files:
         assert "REFRESH-SECRET" not in f.content and "BROAD-ACCESS" not in f.content
@@ -189,14 +192,14 @@ def test_bundle_without_optional_target_says_why():
     state = auth_state(exchange_errors={"rucio": {"error": "invalid_scope"}})
     del state["exchanged"]["rucio"]
     bundle = build_bundle(state, directory="/d", userinfo_url=USERINFO, rucio=RUCIO)
-    assert [f.name for f in bundle.files] == ["eos-token"]
+    assert [f.name for f in bundle.files] == ["eos-token", "eos-bearer-token"]
     assert "RUCIO_CONFIG" not in bundle.env
     assert bundle.missing == {"rucio": "the token exchange failed (invalid_scope)"}
 
 
 def test_bundle_without_rucio_site_has_no_rucio_files():
     bundle = build_bundle(auth_state(), directory="/d", userinfo_url=USERINFO, rucio=None)
-    assert [f.name for f in bundle.files] == ["eos-token"]
+    assert [f.name for f in bundle.files] == ["eos-token", "eos-bearer-token"]
     assert bundle.missing == {}
 
 

@@ -48,7 +48,7 @@ async def test_pre_spawn_writes_private_files_and_env(tmp_path):
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE(directory.parent.stat().st_mode) == 0o711  # the hub's: the user cannot swap its folders
     names = sorted(os.listdir(directory))
-    assert names == ["eos-token", "jupyter_server_config.json", "rucio-token", "rucio.cfg"]
+    assert names == ["eos-bearer-token", "eos-token", "jupyter_server_config.json", "rucio-token", "rucio.cfg"]
     for name in names:
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
     env = spawner.get_env()
@@ -80,7 +80,7 @@ async def test_a_target_gone_since_last_start_leaves_no_file(tmp_path):
     del state["exchanged"]["rucio"]
     spawner.user = FakeUser(state=state)
     await spawner.run_pre_spawn_hook()
-    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska" / "default")) == ["eos-token"]
+    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska" / "default")) == ["eos-bearer-token", "eos-token"]
 
 
 async def test_options_form_is_kubespawners(tmp_path):
@@ -133,7 +133,7 @@ async def test_stopping_a_server_removes_its_files_and_leaves_the_others(tmp_pat
     first.pid = 0  # never started: LocalProcessSpawner's stop has no process to signal
     await first.stop()
     assert not os.path.exists(first.credentials_dir)
-    assert sorted(os.listdir(second.credentials_dir)) == ["eos-token", "jupyter_server_config.json",
+    assert sorted(os.listdir(second.credentials_dir)) == ["eos-bearer-token", "eos-token", "jupyter_server_config.json",
                                                          "rucio-token", "rucio.cfg"]
     second.pid = 0
     await second.stop()
