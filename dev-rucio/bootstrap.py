@@ -46,11 +46,32 @@ def add_rse(client: Client, rse: dict) -> None:
                     "wan": {"read": 1, "write": 1, "delete": 1, "third_party_copy_read": 1,
                             "third_party_copy_write": 1}},
     })
+    if rse.get("root_url"):
+        add_xrootd(client, rse)
     client.set_rse_limits(rse["name"], "MinFreeSpace", 0)
     client.set_local_account_limit("root", rse["name"], 10 * 1024 ** 4)  # the seeded datasets' rules
     if rse.get("scratch"):
         # Replicas there get a tombstone at once: Rucio removes them when no rule holds them any more.
         client.add_rse_attribute(rse["name"], "tombstone_delay", 0)
+
+
+def add_xrootd(client: Client, rse: dict) -> None:
+    """The storage's root:// door (XRootD standing in for EOS), read-only and after the file protocol,
+    so that replica mode keeps the mounted path and downloads fall back to it. A demo restarted on
+    another port moves it."""
+    url = urlparse(rse["root_url"])
+    existing = [p for p in client.get_rse(rse["name"])["protocols"] if p["scheme"] == "root"]
+    for protocol in existing:
+        if (protocol["hostname"], protocol["port"]) == (url.hostname, url.port):
+            return
+        client.delete_protocols(rse["name"], "root", hostname=protocol["hostname"], port=protocol["port"])
+    client.add_protocol(rse["name"], {
+        "scheme": "root", "hostname": url.hostname, "port": url.port, "prefix": "//" + rse["prefix"].strip("/") + "/",
+        "impl": "rucio.rse.protocols.xrootd.Default",
+        "domains": {"lan": {"read": 2, "write": 0, "delete": 0},
+                    "wan": {"read": 2, "write": 0, "delete": 0, "third_party_copy_read": 0,
+                            "third_party_copy_write": 0}},
+    })
 
 
 def add_user(client: Client, user: dict, issuer: str, rses: list[dict]) -> None:

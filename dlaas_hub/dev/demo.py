@@ -73,8 +73,9 @@ def start_storage(root_port: int, https_port: int, issuer: str):
     return xrootdserver.start_xrootd(root_port=root_port, https_port=https_port, issuer=issuer)
 
 
-def start_rucio(state_dir: Path, port: int, issuer: str, eos_dir: Path | None = None):
-    """The demo's Rucio server with its accounts and datasets; None (and why) when it is not installed."""
+def start_rucio(state_dir: Path, port: int, issuer: str, storage=None):
+    """The demo's Rucio server with its accounts and datasets, EULAKE-1 on ``storage`` when it runs; None
+    (and why) when Rucio is not installed."""
     try:
         rucioserver.rucio_bin("gunicorn")
     except devservices.ServiceError as e:
@@ -84,9 +85,10 @@ def start_rucio(state_dir: Path, port: int, issuer: str, eos_dir: Path | None = 
     server = rucioserver.start_rucio(state_dir / "rucio", port, issuer=issuer)
     datalake = state_dir / "datalake"
     try:
-        server.bootstrap(rucioserver.demo_spec(eos_dir=eos_dir or datalake / "eos_eulake_1",
-                                               scratch_dir=datalake / "scratch",
-                                               other_site_dir=state_dir / "rucio" / "other-site"))
+        server.bootstrap(rucioserver.demo_spec(
+            eos_dir=storage.data_dir if storage is not None else datalake / "eos_eulake_1",
+            scratch_dir=datalake / "scratch", other_site_dir=state_dir / "rucio" / "other-site",
+            eos_root_url=storage.root_url if storage is not None else None))
     except BaseException:  # a failed bootstrap, or a stop asked meanwhile: the server goes too
         server.stop()
         raise
@@ -127,8 +129,7 @@ def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, xrootd_
         started.append(storage.stop)
         settings.update(xrootd={"root_url": storage.root_url, "https_url": storage.https_url,
                                 "cert_dir": str(storage.tls.cert_dir), "eos_dir": str(storage.data_dir)})
-    rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"],
-                        storage.data_dir if storage is not None else None)
+    rucio = start_rucio(Path(settings["state_dir"]), rucio_port, settings["issuer"], storage)
     if rucio is not None:
         started.append(rucio.stop)
         settings.update(rucio_url=rucio.url, rucio_idp_name=rucioserver.IDP_NAME,

@@ -170,7 +170,8 @@ def start_rucio(workdir: Path, port: int, *, issuer: str, timeout: float = 60.0)
 RUCIO_ACCOUNT = re.compile(r"^[a-z0-9_-]{1,25}$")
 
 
-def demo_spec(*, eos_dir: Path, scratch_dir: Path, other_site_dir: Path, users_file: Path = DEV_IAM_USERS) -> dict:
+def demo_spec(*, eos_dir: Path, scratch_dir: Path, other_site_dir: Path, users_file: Path = DEV_IAM_USERS,
+              eos_root_url: str | None = None) -> dict:
     """The demo's Rucio content: an account per development IAM user (their name, lower-cased), the
     data lake's RSEs over local directories, and a few small datasets.
 
@@ -182,7 +183,7 @@ def demo_spec(*, eos_dir: Path, scratch_dir: Path, other_site_dir: Path, users_f
     users = [{"account": u["username"].lower(), "sub": u["sub"], "email": u["email"]}
              for u in json.loads(users_file.read_text())["users"] if RUCIO_ACCOUNT.fullmatch(u["username"].lower())]
     rses = [
-        {"name": "EULAKE-1", "prefix": "/eos/eulake_1", "local_dir": str(eos_dir)},
+        {"name": "EULAKE-1", "prefix": "/eos/eulake_1", "local_dir": str(eos_dir), "root_url": eos_root_url},
         {"name": "JUPYTER-SCRATCHDISK", "prefix": "/scratch", "local_dir": str(scratch_dir), "scratch": True},
         {"name": "DESY-DCACHE", "prefix": "/pnfs/desy.de/escape", "local_dir": str(other_site_dir)},
     ]

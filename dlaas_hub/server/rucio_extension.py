@@ -4,13 +4,16 @@ rucio-jupyterlab (41) answers "Credentials not found. Did you authenticate?" unt
 saved an authentication method in its settings, even when its instance reads an OIDC token file
 (``oidc_auth = file``) that the hub keeps fresh. At server start, this records that choice for every
 such instance the user has not configured, so the Rucio panel works without a manual step. A user
-who saved other credentials keeps them.
+who saved other credentials keeps them. Its downloads present the EOS token to EOS
+(:mod:`dlaas_hub.server.rucio_download`).
 
 The hub's ``jupyter_server_config.json`` enables it; in an image without dlaas-hub, Jupyter Server
 logs that it cannot load it and starts all the same (the panel then asks for the one-time setting).
 """
 
 from __future__ import annotations
+
+import os
 
 
 def _jupyter_server_extension_points():
@@ -45,3 +48,10 @@ def _load_jupyter_server_extension(serverapp):
     names = sign_in(get_db(), serverapp.config.get("RucioConfig", {}))
     if names:
         serverapp.log.info("Rucio extension: signed in to %s with the hub's token file", ", ".join(names))
+    from rucio_jupyterlab.rucio.download import RucioFileDownloader
+
+    from . import rucio_download
+
+    if rucio_download.install(RucioFileDownloader):
+        serverapp.log.info("Rucio extension: downloads present the EOS token to %s",
+                           rucio_download.eos_host(os.environ) or "no EOS instance (EOS_MGM_URL unset)")

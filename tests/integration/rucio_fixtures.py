@@ -52,7 +52,8 @@ def rucio(dev_iam, tmp_path_factory, request):
         storage = request.getfixturevalue("storage") if getattr(request.module, "STORAGE", False) else None
         server.eos_dir = storage.data_dir if storage else datalake / "eos_eulake_1"
         spec = rucioserver.demo_spec(eos_dir=server.eos_dir, scratch_dir=datalake / "scratch",
-                                     other_site_dir=datalake / "desy")
+                                     other_site_dir=datalake / "desy",
+                                     eos_root_url=storage.root_url if storage else None)
         server.bootstrap(spec)
         server.datalake = datalake
         server.storage = storage
