@@ -89,6 +89,41 @@ def test_xrootd_from_python_reads_it_in_the_servers_environment(server_env, eula
     assert read.stdout == content
 
 
+UPROOT = """
+import os, sys
+os.environ["BEARER_TOKEN_FILE"] = os.environ["DLAAS_EOS_TOKEN_FILE"]  # the documented line, in a kernel
+import fsspec, uproot
+url = os.environ["EOS_MGM_URL"] + "/" + sys.argv[1]
+with fsspec.open(url, "rb") as f:  # fsspec-xrootd
+    assert f.read(4) == b"root"
+with uproot.open(url, handler=uproot.source.fsspec.FSSpecSource) as f:
+    print(f["events"]["energy"].array(library="np").tolist())
+"""
+
+
+def test_uproot_reads_a_root_file_through_fsspec_xrootd(server_env, storage):
+    """A ROOT scientist's read: uproot over root:// through fsspec-xrootd, with the server's EOS token."""
+    if not SINGLEUSER_PYTHON.exists():
+        pytest.skip(f"{SINGLEUSER_PYTHON} is missing: ./scripts/test installs it (requirements/singleuser.txt)")
+    events = storage.data_dir / "demo" / "events.root"
+    events.parent.mkdir(exist_ok=True)
+    write = subprocess.run([str(SINGLEUSER_PYTHON), "-c", "import sys, numpy, uproot\n"
+                            "with uproot.recreate(sys.argv[1]) as f:\n"
+                            "    f['events'] = {'energy': numpy.array([1.5, 2.5, 4.0])}\n", str(events)],
+                           capture_output=True, text=True, timeout=120)
+    assert write.returncode == 0, write.stderr
+    events.chmod(0o644)
+    read = storage_tool(server_env, str(SINGLEUSER_PYTHON), "-c", UPROOT, "/eos/eulake_1/demo/events.root")
+    assert read.returncode == 0, read.stderr[-3000:]
+    assert read.stdout.strip() == "[1.5, 2.5, 4.0]"
+    # The same read with the Rucio token is refused by the storage.
+    rucio_token = os.path.join(os.path.dirname(server_env[EOS_TOKEN_ENV]), "rucio-token")
+    refused = storage_tool({**server_env, EOS_TOKEN_ENV: rucio_token}, str(SINGLEUSER_PYTHON), "-c", UPROOT,
+                           "/eos/eulake_1/demo/events.root")
+    assert refused.returncode != 0 and "[1.5" not in refused.stdout
+    assert "permission denied" in refused.stderr.lower(), refused.stderr[-2000:]
+
+
 def test_https_reads_it_with_the_bearer_token(server_env, eulake_file, storage):
     path, content = eulake_file
     token = open(server_env[EOS_TOKEN_ENV]).read()
