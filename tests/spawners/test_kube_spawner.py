@@ -79,7 +79,8 @@ async def test_every_profile_gives_a_valid_pod(slug):
     assert env["OAUTH2_TOKEN"] == "FILE:/var/run/dlaas/tokens/eos-token"
     assert env["RUCIO_CONFIG"] == "/var/run/dlaas/tokens/rucio.cfg"
     assert env["JUPYTER_CONFIG_PATH"] == "/var/run/dlaas/tokens"
-    assert "BEARER_TOKEN_FILE" not in env
+    assert "BEARER_TOKEN_FILE" not in env  # rucio-clients would read it before its own token file
+    assert env["DLAAS_EOS_TOKEN_FILE"] == "/var/run/dlaas/tokens/eos-bearer-token"
     for key, value in profile.env.items():
         assert env[key] == value
 
