@@ -15,6 +15,7 @@ from ..errors import ConfigError, FormNotice, install_user_mistake_filter, user_
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import Profile, ProfileCatalog, load_inline
 from ..server.files import Bundle, build_bundle
+from . import terminal
 from .rucio import RucioSetup
 
 # One catalog per profiles directory, shared by every spawner of the hub.
@@ -75,6 +76,24 @@ class DLaaSSpawnerMixin(RucioSetup):
         config=True,
         help=f"Grant the server's API token the ``{TOKENS_SCOPE}!user`` scope its token agent needs.",
     )
+    terminal_keeps_server_path = Bool(
+        True,
+        config=True,
+        help="""JupyterLab's terminals run a login shell, then put the server's ``PATH`` back in front
+        (``/etc/profile`` on Debian and Ubuntu resets it, and ``python``, ``rucio`` and ``datalake`` go
+        missing). It is a command-line option of the server, so it needs ``Spawner.cmd`` (z2jh's
+        ``singleuser.cmd`` is ``jupyterhub-singleuser`` by default; without a command the image's own
+        is used and arguments are dropped). Set False to keep Jupyter Server's own terminal command;
+        an explicit ``--ServerApp.terminado_settings`` in ``Spawner.args`` wins either way.""",
+    )
+
+    def get_args(self):
+        args = super().get_args()
+        # Without a command (KubeSpawner.cmd None: the image's CMD), arguments would be dropped.
+        if self.terminal_keeps_server_path and self.cmd and not any(
+                a.startswith("--ServerApp.terminado_settings") for a in args):
+            args.append(terminal.server_arg())
+        return args
 
     @default("server_token_scopes")
     def _server_token_scopes_default(self):

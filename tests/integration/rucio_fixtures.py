@@ -77,8 +77,11 @@ def hub(dev_iam, rucio, ports, client_secret, tmp_path_factory, request):
         **getattr(request.module, "HUB_OVERRIDES", {}),
     }
     # A module may run its servers in another environment (SINGLEUSER_COMMAND), as a profile's image would.
-    extra = {"singleuser_command": request.module.SINGLEUSER_COMMAND} if hasattr(request.module,
-                                                                               "SINGLEUSER_COMMAND") else {}
+    # Its commands come first on the servers' PATH, as in the demo.
+    extra = {}
+    if hasattr(request.module, "SINGLEUSER_COMMAND"):
+        command = request.module.SINGLEUSER_COMMAND
+        extra = {"singleuser_command": command, "server_path": [os.path.dirname(command[0])]}
     if rucio.storage is not None:
         extra["xrootd"] = {"root_url": rucio.storage.root_url, "https_url": rucio.storage.https_url,
                            "cert_dir": str(rucio.storage.tls.cert_dir), "eos_dir": str(rucio.eos_dir)}

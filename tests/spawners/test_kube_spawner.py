@@ -11,7 +11,7 @@ from kubernetes_asyncio.client import ApiClient
 from tornado import web
 from traitlets.config import Config
 
-from dlaas_hub.spawners import DLaaSKubeSpawner
+from dlaas_hub.spawners import DLaaSKubeSpawner, terminal
 
 from ..spawner_fixtures import RUCIO_CONFIG, FakeUser, auth_state, exchanged_token, fake_authenticator, fake_hub
 
@@ -27,6 +27,7 @@ def make_spawner(user=None, name="", **settings):
         config.DLaaSKubeSpawner.token_agent_image = "quay.io/dlaas-hub/hub:0.1.0"
     config.DLaaSKubeSpawner.uid = 1000
     config.DLaaSKubeSpawner.fs_gid = 100
+    config.DLaaSKubeSpawner.cmd = ["jupyterhub-singleuser"]  # z2jh's singleuser.cmd
     for key, value in {**RUCIO_CONFIG, **settings}.items():
         config.DLaaSKubeSpawner[key] = value
     # JupyterHub gives a spawner its server's name through its database row.
@@ -81,6 +82,7 @@ async def test_every_profile_gives_a_valid_pod(slug):
     assert env["JUPYTER_CONFIG_PATH"] == "/var/run/dlaas/tokens"
     assert "BEARER_TOKEN_FILE" not in env  # rucio-clients would read it before its own token file
     assert env["DLAAS_EOS_TOKEN_FILE"] == "/var/run/dlaas/tokens/eos-bearer-token"
+    assert notebook["args"] == ["jupyterhub-singleuser", terminal.server_arg()]  # terminals keep the PATH
     for key, value in profile.env.items():
         assert env[key] == value
 
@@ -431,3 +433,17 @@ async def test_the_served_bundle_is_rendered_again_only_when_the_stored_state_ch
     user.encrypted_auth_state = b"second"  # a renewal stored a new auth_state
     renewed = await spawner.served_bundle()
     assert len(loads) == 2 and any(renewed_token in f.content for f in renewed.files)
+
+
+async def test_without_a_command_the_images_cmd_runs_and_no_argument_is_dropped(caplog):
+    spawner = make_spawner(cmd=None)
+    pod = await build_pod(spawner, "minimal")
+    assert "args" not in container(pod, "notebook") or not container(pod, "notebook")["args"]
+    assert "Ignoring arguments" not in caplog.text
+
+
+async def test_an_operators_own_terminal_command_wins():
+    own = '--ServerApp.terminado_settings={"shell_command": ["/bin/zsh"]}'
+    spawner = make_spawner(args=[own])
+    pod = await build_pod(spawner, "minimal")
+    assert container(pod, "notebook")["args"] == ["jupyterhub-singleuser", own]
