@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from . import rucio_download
+
 
 def _jupyter_server_extension_points():
     return [{"module": "dlaas_hub.server.rucio_extension"}]
@@ -49,8 +51,6 @@ def _load_jupyter_server_extension(serverapp):
     if names:
         serverapp.log.info("Rucio extension: signed in to %s with the hub's token file", ", ".join(names))
     from rucio_jupyterlab.rucio.download import RucioFileDownloader
-
-    from . import rucio_download
 
     if rucio_download.install(RucioFileDownloader):
         serverapp.log.info("Rucio extension: downloads present the EOS token to %s",
