@@ -184,9 +184,9 @@ class Uploader:
                 self.client.add_replicas(rse=self.settings.scratch_rse, files=replicas)
             dids = [{"scope": self.scope, "name": f.name} for f in batch]
             try:
-                rules = self.client.add_replication_rule(dids, 1, self.rse_expression, lifetime=self.lifetime)
+                rules = self.add_rules(dids, self.rse_expression, self.lifetime)
                 if self.delay_deletion:
-                    self.client.add_replication_rule(dids, 1, self.settings.scratch_rse, lifetime=DELAY_SECONDS)
+                    self.add_rules(dids, self.settings.scratch_rse, DELAY_SECONDS)
             except Exception as e:
                 raise UploadError(
                     f"{describe(e)}. The {len(batch)} file(s) of this batch are registered on "
@@ -194,12 +194,43 @@ class Uploader:
                     f"again to add it (files already registered are reused). {len(done)} file(s) before them "
                     "were uploaded") from None
             done += list(zip(batch, rules))
-            for file, rule in zip(batch, rules):
-                self.report(file, rule)
+            for file, (rule, new) in zip(batch, rules):
+                self.report(file, rule, new)
         return done
 
-    def report(self, file: LocalFile, rule: str) -> None:
-        line = f"{self.scope}:{file.name}  rule {rule}"
+    def add_rules(self, dids: list[dict], rse_expression: str, lifetime: int | None) -> list[tuple[str, bool]]:
+        """One rule per DID to ``rse_expression``: (rule id, whether it is new). A DID that has its rule
+        from an earlier run keeps it; only then does this go one DID at a time."""
+        try:
+            return [(rule, True) for rule in self.client.add_replication_rule(dids, 1, rse_expression,
+                                                                                 lifetime=lifetime)]
+        except Exception as e:
+            # Rucio refuses the whole request when one DID already has the rule (UNIQUE constraint).
+            if type(e).__name__ != "DuplicateRule":
+                raise
+        rules = []
+        for did in dids:
+            try:
+                rules.append((self.client.add_replication_rule([did], 1, rse_expression, lifetime=lifetime)[0],
+                              True))
+            except Exception as e:
+                if type(e).__name__ != "DuplicateRule":
+                    raise
+                rules.append((self.existing_rule(did, rse_expression), False))
+        return rules
+
+    def existing_rule(self, did: dict, rse_expression: str) -> str:
+        """The DID's rule to ``rse_expression``: the account's own (Rucio names the account in lower case
+        where the client may spell it as the provider does), else the one Rucio counted as a duplicate."""
+        account = str(getattr(self.client, "account", "") or "").lower()
+        rules = [r for r in self.client.list_did_rules(did["scope"], did["name"])
+                 if r.get("rse_expression") == rse_expression]
+        for rule in sorted(rules, key=lambda r: str(r.get("account", "")).lower() != account):
+            return rule["id"]
+        raise UploadError(f"Rucio says {did['scope']}:{did['name']} has a rule to {rse_expression}, but lists none")
+
+    def report(self, file: LocalFile, rule: str, new: bool = True) -> None:
+        line = f"{self.scope}:{file.name}  rule {rule}" + ("" if new else "  (already there)")
         if self.settings.webui_url:
             base = self.settings.webui_url.rstrip("/")
             line += f"  {base}/did?scope={quote(self.scope)}&name={quote(file.name)}  {base}/rule?rule_id={rule}"
@@ -261,8 +292,8 @@ def main(argv=None, *, client=None, environ=os.environ) -> int:
         if problem:
             raise UploadError(problem)
         client = client or NonInteractiveClient()
-        Uploader(client, settings, scope=args.scope, rse_expression=rse, lifetime_days=args.lifetime,
-                 delay_deletion=args.delay_deletion).upload(files)
+        done = Uploader(client, settings, scope=args.scope, rse_expression=rse, lifetime_days=args.lifetime,
+                        delay_deletion=args.delay_deletion).upload(files)
     except UploadError as e:
         print(f"datalake upload: {e}", file=sys.stderr)
         return 1
@@ -271,7 +302,9 @@ def main(argv=None, *, client=None, environ=os.environ) -> int:
             print(f"datalake upload: {describe(e)}; nothing of the failing batch was registered", file=sys.stderr)
             return 1
         raise
+    earlier = sum(1 for _, (_, new) in done if not new)
     print(f"{len(files)} file(s) registered on {settings.scratch_rse} and replicating to {rse}"
+          + (f" ({earlier} of them already were, by an earlier run)" if earlier else "")
           + (f" for {args.lifetime} day(s)" if args.lifetime else "")
           + ("; the scratch copies stay 2 days" if args.delay_deletion else
              "; Rucio removes the scratch copies once replicated"), file=sys.stdout)

@@ -153,3 +153,36 @@ def test_delay_deletion_keeps_the_scratch_copy_two_days_by_a_rule(maria, rucio):
     [keep] = [r for r in rules if r["rse"] == "JUPYTER-SCRATCHDISK"]
     days = (datetime.fromisoformat(keep["expires"].replace(" ", "T")) - datetime.utcnow()).total_seconds() / 86400
     assert 1.9 < days <= 2.0
+
+
+def test_running_it_again_is_safe_and_extends_a_folder(maria, rucio):
+    """The documented command, run twice, and again after a file joined the folder: what is there is said
+    to be there, the new file is registered and ruled, and nothing fails."""
+    scratch = Path(maria["SCRATCH"])
+    (scratch / "again").mkdir()
+    (scratch / "again" / "one.txt").write_text("one\n")
+    (scratch / "again" / "two.txt").write_text("two\n")
+    command = ["-s", "user.mariaska", "-p", "r.", "-t", "30", str(scratch / "again")]
+    first = datalake(maria, *command)
+    assert first.returncode == 0, first.stderr
+    rules = {line.split("  rule ")[0]: line.split("  rule ")[1].split()[0] for line in first.stdout.splitlines()[:-1]}
+
+    second = datalake(maria, *command)
+    assert second.returncode == 0, second.stderr
+    assert "UNIQUE constraint" not in second.stderr
+    for line in second.stdout.splitlines()[:-1]:
+        name, rest = line.split("  rule ")
+        assert rest.split()[0] == rules[name] and "(already there)" in rest, line
+    assert "(2 of them already were, by an earlier run)" in second.stdout.splitlines()[-1]
+
+    (scratch / "again" / "three.txt").write_text("three\n")
+    third = datalake(maria, *command)
+    assert third.returncode == 0, third.stderr
+    lines = {line.split("  rule ")[0]: line for line in third.stdout.splitlines()[:-1]}
+    assert "(already there)" not in lines["user.mariaska:r.again.three.txt"]
+    assert all("(already there)" in lines[name] for name in rules)
+    assert third.stdout.splitlines()[-1].startswith("3 file(s) registered on JUPYTER-SCRATCHDISK and replicating "
+                                                    "to EULAKE-1 (2 of them already were, by an earlier run)")
+    listed = json.loads(as_root(rucio, "import json\nprint(json.dumps([r['rse_expression'] for r in "
+                                       "client.list_did_rules('user.mariaska', 'r.again.three.txt')]))"))
+    assert listed == ["EULAKE-1"]
