@@ -4,6 +4,7 @@ downloads, in a server of the download-mode profile started by the hub. Rucio's 
 presents its Rucio token to the storage, which refuses it; dlaas_hub.server.rucio_download presents
 the EOS token to EOS instead, the renewed one at each download."""
 
+import asyncio
 import base64
 import json
 import os
@@ -18,6 +19,7 @@ from dlaas_hub.dev import devservices
 
 from . import rucio_fixtures
 from .conftest import browser_login
+from .test_rucio_extension import attach_in_a_kernel
 from .test_spawn import server_environ, start
 
 pytestmark = pytest.mark.integration
@@ -119,3 +121,6 @@ def test_make_available_downloads_the_file_through_xrootd(lab, server, rucio, st
     home = Path(server_environ(server)["HOME"])
     assert path.is_relative_to(home / "rucio" / "escape" / "downloads" / folder), path
     assert path.read_text() == content_of(rucio, DID)
+    # "Add to Notebook": the downloaded file's path arrives in a kernel's variable.
+    attached = asyncio.run(attach_in_a_kernel(lab, DID, "b2", files))
+    assert json.loads(attached) == [str(path)], attached

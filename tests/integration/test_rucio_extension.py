@@ -2,12 +2,17 @@
 nothing but the configuration and token file the spawner wrote. The server runs in .venv-singleuser,
 which stands for a profile's image (JupyterLab, rucio-jupyterlab, the Rucio client)."""
 
+import asyncio
 import json
 import os
 import time
+import uuid
+from datetime import datetime, timezone
 
 import httpx
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from dlaas_hub.dev import devservices
 
@@ -82,3 +87,65 @@ def test_make_available_creates_a_rule_that_stays_replicating(lab, rucio):
     assert {"account": "mariaska", "rse_expression": "EULAKE-1", "state": "REPLICATING"} in json.loads(rules)
     after = details(lab, did, "REPLICATING")
     assert {f["status"] for f in after} == {"REPLICATING"}, after
+
+
+class Kernel:
+    """A kernel of the user's server, spoken to over its websocket as JupyterLab does (protocol 5.3)."""
+
+    def __init__(self, ws):
+        self.ws, self.session = ws, uuid.uuid4().hex
+
+    async def send(self, msg_type: str, content: dict) -> str:
+        msg_id = uuid.uuid4().hex
+        self.ws.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "username": "mariaska", "session": self.session, "msg_type": msg_type,
+                       "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
+            "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []}))
+        return msg_id
+
+    async def run(self, code: str, timeout: float = 60) -> str:
+        """Execute ``code``; its printed output (an error's traceback says what went wrong)."""
+        msg_id = await self.send("execute_request", {"code": code, "silent": False, "store_history": False,
+                                                     "user_expressions": {}, "allow_stdin": False})
+        output, deadline = "", time.monotonic() + timeout
+        while True:
+            message = await asyncio.wait_for(self.ws.read_message(), max(0.1, deadline - time.monotonic()))
+            assert message is not None, "the kernel's websocket closed"
+            msg = json.loads(message)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                output += msg["content"]["text"]
+            elif msg["msg_type"] == "error":
+                output += "\n".join(msg["content"]["traceback"])
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return output
+
+
+async def attach_in_a_kernel(lab, did: str, variable: str, files: list[dict]) -> str:
+    """What "Add to Notebook" does: open the extension's comm in a new kernel, ask it to inject the DID's
+    files into ``variable``, then read the variable back."""
+    kernel = lab.post("../api/kernels", json={"name": "python3"}).json()
+    try:
+        url = str(lab.base_url).replace("http", "ws", 1) + f"../api/kernels/{kernel['id']}/channels"
+        ws = await websocket_connect(HTTPRequest(url, headers=dict(lab.headers)))
+        k = Kernel(ws)
+        await k.run("pass")  # the kernel is up, its extensions loaded
+        comm_id = uuid.uuid4().hex
+        await k.send("comm_open", {"comm_id": comm_id, "target_name": "rucio-jupyterlab:kernel", "data": {}})
+        await k.send("comm_msg", {"comm_id": comm_id, "data": {"action": "inject", "dids": [
+            {"type": "collection", "variableName": variable, "didAvailable": True,
+             "files": [{"path": f["path"], "pfn": f.get("pfn")} for f in files]}]}})
+        output = await k.run(f"import json\nprint(json.dumps([str(item) for item in {variable}]))")
+        ws.close()
+        return output
+    finally:
+        lab.delete(f"../api/kernels/{kernel['id']}")
+
+
+def test_add_to_notebook_puts_the_dids_paths_into_a_kernels_variable(lab):
+    files = details(lab, "ska_sdc1:sdc1.images", "OK")
+    output = asyncio.run(attach_in_a_kernel(lab, "ska_sdc1:sdc1.images", "sdc1_images", files))
+    assert "NameError" not in output, output  # the kernel side was not loaded: nothing defined the variable
+    assert sorted(json.loads(output)) == sorted(f["path"] for f in files), output
+    assert all(p.startswith("/eos/eulake_1/ska_sdc1/") for p in json.loads(output))

@@ -1,8 +1,12 @@
 """The Jupyter server extension that signs the Rucio JupyterLab extension in with the hub's token file.
 (The extension's own database and API, for real: tests/integration/test_rucio_extension.py.)"""
 
+import json
+
+import pytest
+
 from dlaas_hub.server.files import RucioSettings, rucio_jupyterlab_config
-from dlaas_hub.server.rucio_extension import sign_in
+from dlaas_hub.server.rucio_extension import KERNEL_EXTENSION, load_in_kernels, sign_in
 
 
 class ExtensionDB:
@@ -44,3 +48,30 @@ def test_credentials_the_user_saved_are_kept():
     db = ExtensionDB({("escape", "userpass"): {"username": "me"}}, method="userpass")
     assert sign_in(db, CONFIG["RucioConfig"]) == []
     assert db.credentials == {("escape", "userpass"): {"username": "me"}} and db.method == "userpass"
+
+
+def test_kernels_load_the_extensions_kernel_side(tmp_path):
+    path = tmp_path / "profile_default" / "ipython_kernel_config.json"
+    assert "kernels load rucio_jupyterlab.kernels.ipython" in load_in_kernels(path)
+    assert json.loads(path.read_text()) == {"IPKernelApp": {"extensions": [KERNEL_EXTENSION]}}
+    assert load_in_kernels(path) is None  # once is enough
+
+
+def test_the_users_own_kernel_config_is_kept(tmp_path):
+    path = tmp_path / "ipython_kernel_config.json"
+    path.write_text(json.dumps({"IPKernelApp": {"extensions": ["autoreload"], "exec_lines": ["x = 1"]},
+                                "InteractiveShell": {"colors": "Linux"}}))
+    load_in_kernels(path)
+    assert json.loads(path.read_text()) == {
+        "IPKernelApp": {"extensions": ["autoreload", KERNEL_EXTENSION], "exec_lines": ["x = 1"]},
+        "InteractiveShell": {"colors": "Linux"}}
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"IPKernelApp": {"extensions": "autoreload"}}),
+                                     json.dumps(["a list"])])
+def test_a_kernel_config_it_cannot_read_is_left_alone_and_said(tmp_path, content):
+    path = tmp_path / "ipython_kernel_config.json"
+    path.write_text(content)
+    said = load_in_kernels(path)
+    assert said.startswith(f"left {path} alone")
+    assert path.read_text() == content
