@@ -52,6 +52,12 @@ DEMO_NOTICE = (
     "in: {storage}, no transfer service (a replication rule stays replicating), every profile runs this machine's "
     "Python rather than its image, and all demo users share one system account, so they can read each other's "
     "files.")
+#: What the demo's Rucio holds (dlaas_hub.dev.rucioserver.demo_spec), for the Rucio panel's search.
+DEMO_SEARCH = (
+    " <strong>To search in the Rucio panel:</strong> <code>ska_sdc1:*</code> (SKA's SDC1 images, on EULAKE-1, "
+    "the data lake), <code>escape_demo:*</code> (gravitational-wave strain, at DESY-DCACHE, a site your server "
+    "cannot see: Make Available asks Rucio for a copy), and your own <code>user.&lt;name&gt;:*</code> after a "
+    "<code>datalake upload</code>.")
 LOCAL_EOS = ("local directories for EOS (<code>~/datalake/eos</code> for <code>/eos/eulake_1</code>, "
              "<code>~/datalake/scratch</code> for <code>/scratch</code>; no FUSE)")
 XROOTD_EOS = ("an XRootD server for EOS at <code>$EOS_MGM_URL</code>, which checks your EOS token as EOS does "
@@ -144,7 +150,8 @@ def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, xrootd_
               "extension.", file=sys.stderr)
         settings.update(server_path=[str(Path(sys.executable).parent)] + (
             [str(rucioserver.RUCIO_VENV / "bin")] if rucio is not None else []))
-    settings.update(demo_notice=DEMO_NOTICE.format(storage=XROOTD_EOS if storage is not None else LOCAL_EOS))
+    notice = DEMO_NOTICE.format(storage=XROOTD_EOS if storage is not None else LOCAL_EOS)
+    settings.update(demo_notice=notice + (DEMO_SEARCH if rucio is not None else ""))
     _private_file(state_dir / "settings.json", json.dumps(settings, indent=1))
     hub = subprocess.Popen(
         [devservices.python_bin("jupyterhub"), "-f", str(devservices.DEMO_CONFIG)],

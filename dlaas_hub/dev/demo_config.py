@@ -69,6 +69,8 @@ if settings.get("rucio_url"):
     c.DLaaSLocalSpawner.rucio_instance = {
         "name": "demo", "display_name": "dlaas-hub demo Rucio", "destination_rse": "EULAKE-1",
         "rse_mount_path": eos_dir, "path_begins_at": 2, "site_name": "DEMO",
+        # A catalogue of a few datasets: `scope:*` lists them (ESCAPE's own instance keeps wildcards off).
+        "wildcard_enabled": True,
     }
 else:
     c.DLaaSLocalSpawner.rucio_host = "https://escape-rucio.cern.ch"

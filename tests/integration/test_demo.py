@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -78,6 +79,24 @@ def stop_demo(proc, ports):
     return proc.stdout.read()
 
 
+def search_in_the_panel(client, server: str, did: str, timeout: float = 60) -> list:
+    """The Rucio panel's search, as her browser sends it (through her server's sign-in)."""
+    deadline = time.monotonic() + timeout
+    while True:  # JupyterLab first: the server signs her in through the hub (once it has started)
+        lab = client.get(f"{server}/lab", follow_redirects=True)
+        if lab.url.path.endswith("/lab") or time.monotonic() > deadline:
+            assert lab.status_code == 200 and lab.url.path.endswith("/lab"), f"{lab.url}: {lab.text[-2000:]}"
+            break
+        time.sleep(1)  # the hub's spawn-pending page
+    # A cookie-authenticated API call carries the server's _xsrf, as JupyterLab sends it.
+    path = urlsplit(server).path + "/"
+    xsrf = next((c.value for c in client.cookies.jar if c.name == "_xsrf" and c.path == path), "")
+    answer = client.get(f"{server}/rucio-jupyterlab/did-search", headers={"X-XSRFToken": xsrf},
+                        params={"namespace": "demo", "did": did, "type": "all"})
+    assert answer.status_code == 200, answer.text[-2000:]
+    return answer.json()
+
+
 def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
     require_rucio()
     require_xrootd()
@@ -110,6 +129,10 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
         read = subprocess.run(["bash", "-c", 'BEARER_TOKEN_FILE=$DLAAS_EOS_TOKEN_FILE xrdcp -f "$1" -', "-", url],
                               env=env, capture_output=True, text=True, timeout=60)
         assert read.returncode == 0 and read.stdout == local.read_text(), read.stderr
+        # What the home page says to search for, the Rucio panel finds: the demo allows wildcards.
+        assert "<code>ska_sdc1:*</code>" in home
+        found = search_in_the_panel(client, f"{hub}/user/mariaska", "ska_sdc1:*")
+        assert {"did": "ska_sdc1:sdc1.images", "size": None, "type": "dataset"} in found, found
     finally:
         output = stop_demo(proc, ports)
     assert "Rucio bootstrap" not in output or "error" not in output.lower()
