@@ -27,6 +27,10 @@ DEFAULT_MOUNTS = [
 ]
 
 
+def _applied_by_load_user_options(spawner, user_options) -> None:
+    """The spawners' ``apply_user_options``: nothing left to do here."""
+
+
 class DLaaSSpawnerMixin(RucioSetup):
     """Profiles, data-lake mounts and credential delivery, for a Spawner subclass."""
 
@@ -94,6 +98,12 @@ class DLaaSSpawnerMixin(RucioSetup):
                 a.startswith("--ServerApp.terminado_settings") for a in args):
             args.append(terminal.server_arg())
         return args
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # The profile and its choices are applied by load_user_options; saying so here keeps
+        # JupyterHub (5.3+) from warning "unhandled user_options" at every start.
+        return _applied_by_load_user_options
 
     @default("server_token_scopes")
     def _server_token_scopes_default(self):

@@ -149,3 +149,13 @@ def test_add_to_notebook_puts_the_dids_paths_into_a_kernels_variable(lab):
     assert "NameError" not in output, output  # the kernel side was not loaded: nothing defined the variable
     assert sorted(json.loads(output)) == sorted(f["path"] for f in files), output
     assert all(p.startswith("/eos/eulake_1/ska_sdc1/") for p in json.loads(output))
+
+
+def test_the_servers_jupyterhub_matches_the_hubs(hub, lab):
+    """The server environment standing for a profile's image carries the hub's JupyterHub (the demo's is
+    6.1): no "version ... != jupyterhub-singleuser version ... redirect loops!" at each start."""
+    import jupyterhub
+
+    if not jupyterhub.__version__.startswith("6.1."):
+        pytest.skip(f"this leg's hub is JupyterHub {jupyterhub.__version__}; the server environment has 6.1")
+    assert "!= jupyterhub-singleuser version" not in hub.log()

@@ -210,3 +210,10 @@ def test_start_with_nothing_chosen_runs_the_default_profile_and_records_it(hub):
     home = alice.get(f"{hub.url}/hub/home").text
     assert "Your server" in home and "runs the profile <strong>Minimal environment</strong>" in home
     stop(hub, "alice")
+
+
+def test_starts_with_a_profile_leave_no_unhandled_options_warning(hub):
+    """Every start above chose a profile: JupyterHub must not call it unhandled (the spawners apply it)."""
+    log = hub.log()
+    assert "POST /hub/api/users/mariaska/server" in log  # starts with {"profile": ...} happened
+    assert "Received unhandled user_options" not in log
