@@ -32,6 +32,9 @@ const { values: opts } = parseArgs({
     'id-token-ttl': { type: 'string', default: '600' },
     'refresh-token-ttl': { type: 'string', default: String(30 * 24 * 3600) },
     'exchange-token-ttl': { type: 'string' },
+    // A lifetime per audience for exchanged tokens (AUDIENCE=SECONDS, repeatable), as an IAM whose
+    // storage clients set their own token validity (ESCAPE's EOS tokens live 20 minutes).
+    'audience-token-ttl': { type: 'string', multiple: true, default: [] },
     'rotate-refresh-tokens': { type: 'boolean', default: false },
     'delay-ms': { type: 'string', default: '0' },
     'fail-mode': { type: 'string', default: 'none' },
@@ -50,6 +53,15 @@ const ttl = {
   refresh: Number(opts['refresh-token-ttl']),
 };
 ttl.exchange = Number(opts['exchange-token-ttl'] ?? ttl.access);
+ttl.byAudience = new Map(opts['audience-token-ttl'].map((entry) => {
+  const at = entry.lastIndexOf('=');
+  const seconds = Number(entry.slice(at + 1));
+  if (at < 1 || !Number.isInteger(seconds) || seconds <= 0) {
+    console.error(`--audience-token-ttl ${entry}: expected AUDIENCE=SECONDS`);
+    process.exit(2);
+  }
+  return [entry.slice(0, at), seconds];
+}));
 
 // Fault injection, changeable at run time through POST /_dev/control.
 const faults = {
@@ -199,18 +211,19 @@ async function tokenExchange(ctx) {
     jti: randomUUID(),
   };
   if (params.audience) claims.aud = params.audience;
+  const lifetime = ttl.byAudience.get(params.audience) ?? ttl.exchange;
   const accessToken = await new SignJWT(claims)
     .setProtectedHeader({ alg: 'RS256', kid: signingJwk.kid, typ: 'at+jwt' })
     .setIssuer(issuer)
     .setIssuedAt(now)
     .setNotBefore(now)
-    .setExpirationTime(now + ttl.exchange)
+    .setExpirationTime(now + lifetime)
     .sign(signingKey);
   ctx.body = {
     access_token: accessToken,
     issued_token_type: ACCESS_TOKEN_TYPE,
     token_type: 'Bearer',
-    expires_in: ttl.exchange,
+    expires_in: lifetime,
     scope: claims.scope,
   };
 }

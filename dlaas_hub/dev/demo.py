@@ -45,6 +45,9 @@ def prepare_state(state_dir: Path, *, hub_port: int, iam_port: int) -> dict:
     return settings
 
 
+#: EOS tokens live 20 minutes, as the docs say of ESCAPE's (Rucio's, an hour: the IAM's default).
+EOS_TOKEN_LIFETIME = 20 * 60
+
 #: What the demo's home page says it is: what is real, and what stands in for what.
 DEMO_NOTICE = (
     "<strong>This is the dlaas-hub demo.</strong> Real: JupyterHub with dlaas-hub, an OpenID provider standing "
@@ -121,6 +124,10 @@ def run(*, hub_port: int, iam_port: int, state_dir: Path, rucio_port: int = 8280
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up below is not interrupted
         for stop in reversed(started):
             stop()
+        if started:
+            # The servers' own output ends with a notebook server's goodbye: say what happened.
+            print(f"\n  dlaas-hub demo stopped: its hub, servers and services are down; {state_dir} keeps its "
+                  "state for the next start.", flush=True)
 
 
 def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, xrootd_port: int, started: list) -> int:
@@ -128,6 +135,7 @@ def _run(hub_port: int, iam_port: int, state_dir: Path, rucio_port: int, xrootd_
     iam = devservices.start_dev_iam(
         iam_port, redirect_uris=[settings["hub_url"] + "/hub/oauth_callback"],
         client_id=CLIENT_ID, client_secret=settings["client_secret"],
+        extra_args=[f"--audience-token-ttl={xrootdserver.EOS_AUDIENCE}={EOS_TOKEN_LIFETIME}"],
     )
     started.append(lambda: devservices.stop(iam))
     storage = start_storage(xrootd_port, xrootd_port + 1, settings["issuer"])

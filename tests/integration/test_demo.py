@@ -2,6 +2,7 @@
 says what is real, a server's terminal finds python, jupyter and rucio, and a second start reuses
 what the first one made."""
 
+import configparser
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from dlaas_hub.dev import devservices
@@ -79,6 +81,12 @@ def stop_demo(proc, ports):
     return proc.stdout.read()
 
 
+def rucio_token_path(env: dict) -> str:
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(env["RUCIO_CONFIG"])
+    return cfg["client"]["auth_token_file_path"]
+
+
 def search_in_the_panel(client, server: str, did: str, timeout: float = 60) -> list:
     """The Rucio panel's search, as her browser sends it (through her server's sign-in)."""
     deadline = time.monotonic() + timeout
@@ -129,6 +137,10 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
         read = subprocess.run(["bash", "-c", 'BEARER_TOKEN_FILE=$DLAAS_EOS_TOKEN_FILE xrdcp -f "$1" -', "-", url],
                               env=env, capture_output=True, text=True, timeout=60)
         assert read.returncode == 0 and read.stdout == local.read_text(), read.stderr
+        # Tokens live as the docs say: EOS 20 minutes, Rucio an hour.
+        for path, lifetime in ((env["DLAAS_EOS_TOKEN_FILE"], 1200), (rucio_token_path(env), 3600)):
+            claims = jwt.decode(open(path).read().strip(), options={"verify_signature": False})
+            assert claims["exp"] - claims["iat"] == lifetime, (path, claims["exp"] - claims["iat"])
         # What the home page says to search for, the Rucio panel finds: the demo allows wildcards.
         assert "<code>ska_sdc1:*</code>" in home
         found = search_in_the_panel(client, f"{hub}/user/mariaska", "ska_sdc1:*")
@@ -136,6 +148,8 @@ def test_the_demo_brings_up_iam_rucio_and_hub_and_says_what_it_is(tmp_path):
     finally:
         output = stop_demo(proc, ports)
     assert "Rucio bootstrap" not in output or "error" not in output.lower()
+    assert output.rstrip().splitlines()[-1].startswith("  dlaas-hub demo stopped: its hub, servers and services "
+                                                       "are down"), output[-2000:]
 
     proc, second = start_demo(state, ports)  # the database, accounts and datasets are kept
     stop_demo(proc, ports)
