@@ -40,9 +40,20 @@ ensure_venv() {
     "$dir/bin/python" -m pip install -q --upgrade pip
   fi
   echo "== installing dlaas-hub[$extras] into $dir ($constraints); the first time takes a few minutes"
-  # pip's own lines are the progress; a failing pip stops the script (pipefail) with its error shown.
-  "$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar off -e ".[$extras]" -c "$constraints" \
-    2>&1 | { grep -v --line-buffered -e '^Requirement already satisfied' -e '^  Using cached' || true; }
+  # One dot per package pip collects, then its count: the progress in one line. What pip says on
+  # stderr (build back-ends' warnings, errors) is shown when it fails, which stops the script.
+  local errors
+  errors="$(mktemp)"
+  if ! "$dir/bin/python" -m pip install --disable-pip-version-check --progress-bar off -e ".[$extras]" \
+      -c "$constraints" 2>"$errors" \
+      | awk '/^Collecting /{printf "."; fflush()} /^Successfully installed/{n = NF - 2}
+             END{print (n ? " " n " packages installed" : "")}'; then
+    cat "$errors" >&2
+    rm -f "$errors"
+    echo "== installing into $dir failed (pip's output above)" >&2
+    return 1
+  fi
+  rm -f "$errors"
   echo "$wanted" >> "$stamp"
 }
 
