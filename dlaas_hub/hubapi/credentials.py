@@ -113,6 +113,8 @@ class CredentialsAPIHandler(APIHandler):
             "files": [f.to_json() for f in bundle.files],
             "missing": bundle.missing,
             "expires_at": bundle.expires_at(),
+            # For the server's status bar: per target its state and last renewal or error, never a token.
+            "status": await spawner.served_status(),
         })
 
 

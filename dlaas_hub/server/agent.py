@@ -13,6 +13,7 @@ says it asks too often (429), it waits as ``Retry-After`` says.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -24,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from ..tokens.http import IAMError, request_json
+from . import lakestate
 from .files import CredentialError, CredentialFile, ensure_private_dir, write_private_file
 
 log = logging.getLogger("dlaas_hub.agent")
@@ -75,6 +77,7 @@ class TokenAgent:
         self.rounds = 0
         self.dirs_missing = list(config.make_dirs)
         self.expired = False  # the hub said the user must sign in again
+        self.state: dict | None = None  # the data lake's state, as last recorded
 
     async def _note_retry_after(self, response: httpx.Response) -> None:
         self.retry_after = None
@@ -83,6 +86,10 @@ class TokenAgent:
             self.retry_after = float(value) if value.isdigit() else None
 
     async def fetch(self) -> tuple[list[CredentialFile], int | None]:
+        files, expires_at, _ = await self.fetch_with_status()
+        return files, expires_at
+
+    async def fetch_with_status(self) -> tuple[list[CredentialFile], int | None, dict | None]:
         document = await request_json(
             self.client, "GET", self.config.url, label="credentials from the hub",
             params={"server": self.config.server_name},
@@ -92,7 +99,17 @@ class TokenAgent:
         for target, why in (document.get("missing") or {}).items():
             log.warning("No %s token for this server: %s", target, why)
         expires_at = document.get("expires_at")
-        return files, expires_at if isinstance(expires_at, int) else None
+        status = document.get("status")
+        return files, expires_at if isinstance(expires_at, int) else None, status if isinstance(status, dict) else None
+
+    def record(self, state: dict) -> None:
+        """Write the data lake's state for JupyterLab's status bar (no token in it); never fails a round."""
+        self.state = state
+        try:
+            ensure_private_dir(self.config.directory)
+            write_private_file(self.config.directory, lakestate.STATE_FILE, json.dumps(state))
+        except (CredentialError, OSError) as e:
+            log.warning("Could not write %s (%s)", lakestate.STATE_FILE, e.strerror if isinstance(e, OSError) else e)
 
     def write(self, files: list[CredentialFile]) -> int:
         """Write the files whose content changed; returns how many were written."""
@@ -156,16 +173,21 @@ class TokenAgent:
         """One round: fetch and write. Returns how long to sleep before the next round."""
         self.rounds += 1
         try:
-            files, expires_at = await self.fetch()
+            files, expires_at, status = await self.fetch_with_status()
             changed = self.write(files)
         except IAMError as e:
             if e.status == 401:
+                self.record(lakestate.after_sign_in_expired(self.state, time.time()))
                 return self.sign_in_needed()
             if e.status == 429:
                 return self.asked_to_wait()
+            self.record(lakestate.after_failure(self.state, time.time(), "the hub could not renew them"
+                                                if e.status else "the hub could not be reached"))
             return self.failed(e)
         except (CredentialError, OSError) as e:
+            self.record(lakestate.after_failure(self.state, time.time(), "the token files could not be written"))
             return self.failed(e)
+        self.record(lakestate.after_fetch(status, time.time()))
         if self.expired:
             log.info("The user signed in again: credentials are being renewed again")
             self.expired = False

@@ -16,6 +16,8 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 
+from .lakestate import STATE_ENV, STATE_FILE
+
 EOS_TOKEN_FILE = "eos-token"
 #: The same EOS token, bare, for the storage tools' WLCG bearer-token discovery (xrdcp, XRootD from
 #: Python, gfal, davix): named by EOS_TOKEN_ENV, never by BEARER_TOKEN_FILE, which rucio-clients reads too.
@@ -148,7 +150,9 @@ def rucio_jupyterlab_config(settings: RucioSettings, *, mode: str, token_path: s
     return {"RucioConfig": {"instances": [instance], "default_instance": settings.instance_name,
                             "default_auth_type": "oidc"},
             # Signs the extension in with the token file at start (dlaas_hub.server.rucio_extension).
-            "ServerApp": {"jpserver_extensions": {"dlaas_hub.server.rucio_extension": True}}}
+            "ServerApp": {"jpserver_extensions": {"dlaas_hub.server.rucio_extension": True,
+                                                  # The data lake's state for JupyterLab (dlaas_hub.server.labstate).
+                                                  "dlaas_hub.server.labstate": True}}}
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,8 @@ def build_bundle(auth_state: dict, *, directory: str, userinfo_url: str | None, 
     """
     exchanged = (auth_state or {}).get("exchanged") or {}
     errors = (auth_state or {}).get("exchange_errors") or {}
-    files, env, missing = [], {}, {}
+    # The token agent records the data lake's state there (no token in it), for JupyterLab.
+    files, env, missing = [], {STATE_ENV: f"{directory}/{STATE_FILE}"}, {}
 
     def absent(target):
         error = errors.get(target, {}).get("error")

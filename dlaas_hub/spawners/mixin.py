@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 
 from jupyterhub.utils import maybe_future
@@ -15,6 +16,7 @@ from ..errors import ConfigError, FormNotice, install_user_mistake_filter, user_
 from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import Profile, ProfileCatalog, load_inline
 from ..server.files import Bundle, build_bundle
+from ..tokens.status import sign_in_needed, token_status
 from . import terminal
 from .rucio import RucioSetup
 
@@ -351,6 +353,20 @@ class DLaaSSpawnerMixin(RucioSetup):
         bundle = await self.credential_bundle()
         self._dlaas_served = (key, bundle)
         return bundle
+
+    async def served_status(self) -> dict:
+        """What the server's status bar shows of the user's tokens (:func:`token_status`, never a
+        token): decrypted again only when the stored auth_state changed, aged at each call."""
+        key = self.user.encrypted_auth_state
+        cached = getattr(self, "_dlaas_status", None)
+        if cached is None or cached[0] != key:
+            auth_state = await self.user.get_auth_state()
+            targets = getattr(self.authenticator, "targets", None) or []
+            cached = self._dlaas_status = (key, token_status(auth_state, targets, now=0), sign_in_needed(auth_state))
+        now = time.time()
+        tokens = [{**t, "state": "expired" if t["state"] == "valid" and (t["expires_at"] or 0) <= now else t["state"],
+                   "expires_in": int(t["expires_at"] - now) if t["expires_at"] else None} for t in cached[1]]
+        return {"tokens": tokens, "sign_in_needed": cached[2]}
 
     async def deliver_credentials(self, bundle: Bundle) -> None:
         """Put the first set of credentials where the server will find them (spawner-specific)."""

@@ -176,6 +176,7 @@ def test_bundle_has_files_env_and_expiry():
         "DLAAS_EOS_TOKEN_FILE": "/var/run/dlaas/tokens/eos-bearer-token",
         "RUCIO_CONFIG": "/var/run/dlaas/tokens/rucio.cfg",
         "JUPYTER_CONFIG_PATH": "/var/run/dlaas/tokens",
+        "DLAAS_STATE_FILE": "/var/run/dlaas/tokens/datalake-state.json",  # the agent's record, no token
     }
     # Rucio's client reads BEARER_TOKEN_FILE before its own token file: it must not name the EOS token.
     assert "BEARER_TOKEN_FILE" not in bundle.env

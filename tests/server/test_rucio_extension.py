@@ -34,7 +34,8 @@ CONFIG = rucio_jupyterlab_config(RucioSettings("https://r", "https://a", destina
 
 
 def test_the_hubs_jupyter_config_enables_it():
-    assert CONFIG["ServerApp"]["jpserver_extensions"] == {"dlaas_hub.server.rucio_extension": True}
+    assert CONFIG["ServerApp"]["jpserver_extensions"] == {"dlaas_hub.server.rucio_extension": True,
+                                                          "dlaas_hub.server.labstate": True}
 
 
 def test_an_unconfigured_user_is_signed_in_with_the_token_file():
