@@ -104,7 +104,8 @@ def test_two_named_servers_run_side_by_side(hub):
         time.sleep(0.3)
     assert not os.path.exists(dir_root)
     assert sorted(n for n in os.listdir(dir_xcache) if not n.startswith(".")) == [
-        "datalake-state.json", "eos-bearer-token", "eos-token", "jupyter_server_config.json", "rucio-token", "rucio.cfg"]
+        "datalake-state.json", "eos-bearer-token", "eos-token", "jupyter_server_config.json", "rucio-token",
+        "rucio.cfg"]
     assert running(xcache["state"]["token_agent_pid"]) and not running(root["state"]["token_agent_pid"])
 
     hub.api("DELETE", "/users/mariaska/servers/xcache")
