@@ -22,6 +22,19 @@ function set(key, value, expiresIn) {
 
 setInterval(() => { for (const key of storage.keys()) get(key); }, 60_000).unref();
 
+// The development IAM's `end_sign_ins_of`: forget an account's refresh tokens, as an IAM does when
+// they expire or an administrator revokes them. Their holders' next refresh fails with invalid_grant.
+export function forgetRefreshTokens(accountId) {
+  let forgotten = 0;
+  for (const [key, entry] of storage) {
+    if (key.startsWith('RefreshToken:') && entry.value?.accountId === accountId) {
+      storage.delete(key);
+      forgotten += 1;
+    }
+  }
+  return forgotten;
+}
+
 export default class MemoryAdapter {
   constructor(model) { this.model = model; }
 

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
-import MemoryAdapter from './memory_adapter.mjs';
+import MemoryAdapter, { forgetRefreshTokens } from './memory_adapter.mjs';
 
 const EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -355,6 +355,7 @@ const server = http.createServer(async (req, res) => {
 });
 
 async function controlHandler(req, res) {
+  let ended = 0; // refresh tokens forgotten by end_sign_ins_of
   if (req.method === 'POST') {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
@@ -363,9 +364,18 @@ async function controlHandler(req, res) {
     if ('fail_paths' in update) faults.failPaths = update.fail_paths;
     if ('delay_ms' in update) faults.delayMs = Number(update.delay_ms);
     if (update.reset_stats) Object.assign(stats, freshStats());
+    if ('end_sign_ins_of' in update) {
+      const user = findUserByName(update.end_sign_ins_of);
+      if (!user) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ error: `no user named ${update.end_sign_ins_of}` }));
+      }
+      ended = forgetRefreshTokens(user.sub);
+    }
   }
   res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ faults: { fail_mode: faults.failMode, fail_paths: faults.failPaths, delay_ms: faults.delayMs }, stats }));
+  res.end(JSON.stringify({ faults: { fail_mode: faults.failMode, fail_paths: faults.failPaths, delay_ms: faults.delayMs }, stats,
+    refresh_tokens_ended: ended }));
 }
 
 server.listen(port, opts.host, () => {

@@ -6,7 +6,8 @@ still-valid tokens in place, and it backs off (with jitter) while the hub is unr
 a hub coming back from a restart is not met by every agent at once; but its pause never outgrows a
 fraction of the life left in the files it holds, and once they have expired it asks every few
 seconds, so that renewals resume as soon as the hub is back. When the hub answers that the user's
-sign-in has expired (401), it says so once and asks again only every few minutes; when the hub
+sign-in has expired (401), it says so once and asks again about once a minute (the hub answers
+that from what it holds, without asking the IAM), to see a new sign-in soon; when the hub
 says it asks too often (429), it waits as ``Retry-After`` says.
 """
 
@@ -47,6 +48,9 @@ class AgentConfig:
     min_interval: float = 5.0
     max_interval: float = 1800.0
     max_backoff: float = 300.0
+    # While the sign-in has expired the hub answers from what it holds, without asking the IAM: asking
+    # it every minute is cheap, and the scientist who signs in again sees fresh tokens within a minute.
+    sign_in_interval: float = 60.0
     make_dirs: tuple[str, ...] = ()  # created (mode 0700) before the first set is marked ready
 
     @classmethod
@@ -198,13 +202,14 @@ class TokenAgent:
         return delay
 
     def sign_in_needed(self) -> float:
-        """The hub says the user's sign-in has expired: say so once, then ask rarely, never in step."""
+        """The hub says the user's sign-in has expired: say so once, then ask every ``sign_in_interval``
+        or so (jittered: servers never in step), to pick up the new sign-in soon after it happens."""
         self.failures += 1
-        delay = random.uniform(self.config.max_backoff / 2, self.config.max_backoff)
+        delay = random.uniform(self.config.sign_in_interval / 2, self.config.sign_in_interval)
         if not self.expired:
             log.error("The hub cannot renew this server's tokens: the user's sign-in has expired and they "
                       "must sign in to the hub again. The current files stay until they expire; asking the "
-                      "hub again every few minutes")
+                      "hub again every minute or so")
             self.expired = True
         else:
             log.info("Still waiting for the user to sign in again; next check in %.0f s", delay)

@@ -97,6 +97,22 @@ def test_refresh_token_grant(dev_iam, tokens, client_secret):
     assert response.json()["access_token"] != tokens["access_token"]
 
 
+def test_ending_a_users_sign_ins_makes_their_refresh_fail_and_spares_others(dev_iam, redirect_uri, client_secret):
+    def sign_in(username):
+        query, verifier = authorize(dev_iam, redirect_uri, username)
+        return token_request(dev_iam, client_secret, grant_type="authorization_code", code=query["code"],
+                             redirect_uri=redirect_uri, code_verifier=verifier).json()["refresh_token"]
+
+    hers, his = sign_in("MariaSKA"), sign_in("alice")
+    control = urljoin(dev_iam, "_dev/control")
+    assert httpx.post(control, json={"end_sign_ins_of": "nobody"}).status_code == 404
+    ended = httpx.post(control, json={"end_sign_ins_of": "MariaSKA"}).json()["refresh_tokens_ended"]
+    assert ended >= 1
+    refused = token_request(dev_iam, client_secret, grant_type="refresh_token", refresh_token=hers)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    assert token_request(dev_iam, client_secret, grant_type="refresh_token", refresh_token=his).status_code == 200
+
+
 def test_exchange_gives_audience_restricted_jwt(dev_iam, tokens, client_secret):
     response = token_request(dev_iam, client_secret, grant_type=EXCHANGE, subject_token=tokens["access_token"],
                              subject_token_type=ACCESS, audience="eos-eulake", scope="openid storage.read:/eos")
