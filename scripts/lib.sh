@@ -32,6 +32,7 @@ ensure_venv() {
   local dir="$1" constraints="$2" extras="$3" stamp="$1/.dlaas-installed" wanted
   wanted="$(cat setup.cfg requirements/common.txt "$constraints" | sha256sum | cut -d' ' -f1) $extras"
   if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && grep -qxF "$wanted" "$stamp"; then
+    link_labextension "$dir"
     return
   fi
   if [ ! -x "$dir/bin/python" ]; then
@@ -54,7 +55,16 @@ ensure_venv() {
     return 1
   fi
   rm -f "$errors"
+  link_labextension "$dir"
   echo "$wanted" >> "$stamp"
+}
+
+# link_labextension DIR: the data lake's status-bar item, for JupyterLab in that environment. An
+# editable install leaves out setup.cfg's data_files (a wheel carries them): link the prebuilt
+# extension in the checkout where JupyterLab looks, as `jupyter labextension develop` does.
+link_labextension() {
+  mkdir -p "$1/share/jupyter/labextensions/@dlaas-hub"
+  ln -sfn "$ROOT/dlaas_hub/labextension" "$1/share/jupyter/labextensions/@dlaas-hub/datalake-status"
 }
 
 # ensure_frozen_venv DIR REQUIREMENTS WHAT: a virtual environment of its own, from a frozen requirements
@@ -63,12 +73,14 @@ ensure_venv() {
 ensure_frozen_venv() {
   local dir="$1" requirements="$2" what="$3" stamp="$1/.installed"
   if [ -x "$dir/bin/datalake" ] && [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then
+    link_labextension "$dir"  # environments made before the status-bar item was shipped
     return
   fi
   [ -x "$dir/bin/python" ] || { echo "== creating $dir ($what)"; python3 -m venv "$dir"; }
   echo "== installing $what into $dir ($requirements)"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
   "$dir/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e .
+  link_labextension "$dir"
   cp "$requirements" "$stamp"
 }
 
@@ -78,4 +90,13 @@ ensure_rucio_venv() { ensure_frozen_venv .venv-rucio requirements/rucio.txt "the
 # The demo's single-user environment, a profile image's stand-in: JupyterLab, the Rucio extension and client.
 ensure_singleuser_venv() {
   ensure_frozen_venv .venv-singleuser requirements/singleuser.txt "JupyterLab with the Rucio extension and client"
+}
+
+# The status-bar item's build tools (TypeScript, JupyterLab's extension builder), in labextension/.
+ensure_labextension_tools() {
+  if [ ! -f labextension/node_modules/.package-lock.json ] \
+      || [ labextension/package-lock.json -nt labextension/node_modules/.package-lock.json ]; then
+    echo "== installing the JupyterLab extension's build tools (npm ci in labextension/)"
+    (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 }

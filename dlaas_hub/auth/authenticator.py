@@ -28,6 +28,7 @@ from .handlers import (
     DLaaSLogoutHandler,
     ExchangesFirst,
     PendingExchanges,
+    SignInAgainHandler,
     SwitchAccountHandler,
     login_nonce,
 )
@@ -337,7 +338,7 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
 
     def get_handlers(self, app):
         return (super().get_handlers(app) + credentials.handlers() + pages.handlers()
-                + [(r"/dlaas/switch-account", SwitchAccountHandler)])
+                + [(r"/dlaas/switch-account", SwitchAccountHandler), (r"/dlaas/sign-in-again", SignInAgainHandler)])
 
     def _add_templates(self, app):
         """Our pages, and a link to them on the home page, after the operator's own templates."""

@@ -16,6 +16,7 @@ from oauthenticator.oauth2 import (
     _serialize_state,
 )
 from tornado import web
+from tornado.httputil import url_concat
 
 from ..errors import as_user_error, login_error, user_error
 from ..tokens.http import IAMError
@@ -260,3 +261,19 @@ class SwitchAccountHandler(BaseHandler):
             pass  # the login page will say that the provider is unreachable
         url = self.authenticator.provider_logout_url(self)
         self.redirect(url or self.settings["login_url"])
+
+
+class SignInAgainHandler(BaseHandler):
+    """``/hub/dlaas/sign-in-again?next=<url>``: through the provider once more, then back to ``next``.
+
+    The way back for a user whose sign-in has expired (JupyterLab's status bar and the token page link
+    here). The hub's own login page would not do: JupyterHub checks a sign-in only every
+    ``auth_refresh_age``, and until then sends a browser with its cookie straight on to ``next``. This
+    starts the provider's sign-in (as the login page's button does; nothing changes until the
+    provider's callback); the new sign-in replaces the expired one. ``next`` is checked as JupyterHub
+    checks it (this hub's own URLs only).
+    """
+
+    def get(self):
+        login = self.authenticator.login_url(self.hub.base_url)
+        self.redirect(url_concat(login, {"next": self.get_next_url(default=self.hub.base_url + "home")}))

@@ -16,7 +16,8 @@ RESERVED_ENV = {
     "RUCIO_CONFIG": "it points the Rucio client at the rucio.cfg the hub writes",
     "BEARER_TOKEN_FILE": "it names the token file the hub keeps fresh",
     "SCRATCH": "it names the user's scratch directory, which the hub chooses",
-    "JUPYTER_CONFIG_PATH": "it holds the Rucio JupyterLab extension's configuration, which the hub writes",
+    "JUPYTER_CONFIG_PATH": "it holds the server extensions' configuration (the data lake's state, the Rucio "
+                           "JupyterLab extension), which the hub writes",
 }
 RESERVED_PREFIXES = {
     "JUPYTERHUB_": "JupyterHub's own variables connect the server to the hub",

@@ -150,9 +150,12 @@ def rucio_jupyterlab_config(settings: RucioSettings, *, mode: str, token_path: s
     return {"RucioConfig": {"instances": [instance], "default_instance": settings.instance_name,
                             "default_auth_type": "oidc"},
             # Signs the extension in with the token file at start (dlaas_hub.server.rucio_extension).
-            "ServerApp": {"jpserver_extensions": {"dlaas_hub.server.rucio_extension": True,
-                                                  # The data lake's state for JupyterLab (dlaas_hub.server.labstate).
-                                                  "dlaas_hub.server.labstate": True}}}
+            "ServerApp": {"jpserver_extensions": {"dlaas_hub.server.rucio_extension": True, **STATE_EXTENSION}}}
+
+
+#: The data lake's state for JupyterLab's status bar (dlaas_hub.server.labstate), in every server:
+#: with Rucio or without, the scientist sees whether their tokens are renewed.
+STATE_EXTENSION = {"dlaas_hub.server.labstate": True}
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,7 @@ def build_bundle(auth_state: dict, *, directory: str, userinfo_url: str | None, 
     errors = (auth_state or {}).get("exchange_errors") or {}
     # The token agent records the data lake's state there (no token in it), for JupyterLab.
     files, env, missing = [], {STATE_ENV: f"{directory}/{STATE_FILE}"}, {}
+    server_config = {"ServerApp": {"jpserver_extensions": dict(STATE_EXTENSION)}}
 
     def absent(target):
         error = errors.get(target, {}).get("error")
@@ -332,9 +336,9 @@ def build_bundle(auth_state: dict, *, directory: str, userinfo_url: str | None, 
         files.append(CredentialFile(RUCIO_CFG_FILE, rucio_cfg(rucio, account=account, token_path=token_path)))
         env["RUCIO_CONFIG"] = f"{directory}/{RUCIO_CFG_FILE}"
         if rucio_enabled:
-            config = rucio_jupyterlab_config(rucio, mode=rucio_mode, token_path=token_path)
-            files.append(CredentialFile(JUPYTER_CONFIG_FILE, jupyter_config_content(config)))
-            env["JUPYTER_CONFIG_PATH"] = directory
+            server_config = rucio_jupyterlab_config(rucio, mode=rucio_mode, token_path=token_path)
     elif rucio is not None and rucio_target:
         missing[rucio_target] = absent(rucio_target)
+    files.append(CredentialFile(JUPYTER_CONFIG_FILE, jupyter_config_content(server_config)))
+    env["JUPYTER_CONFIG_PATH"] = directory
     return Bundle(files=files, env=env, missing=missing)

@@ -20,15 +20,18 @@ def _jupyter_server_extension_points():
 
 
 def sign_in_url(environ: Mapping[str, str]) -> str:
-    """The hub's sign-in, coming back to this server's JupyterLab."""
+    """The hub's way to sign in again (``/hub/dlaas/sign-in-again``), coming back to this server's JupyterLab."""
     base = environ.get("JUPYTERHUB_BASE_URL", "/")
     prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-    return f"{base.rstrip('/')}/hub/login?next={quote(prefix.rstrip('/') + '/lab', safe='')}"
+    return f"{base.rstrip('/')}/hub/dlaas/sign-in-again?next={quote(prefix.rstrip('/') + '/lab', safe='')}"
 
 
 def read_state(environ: Mapping[str, str]) -> dict:
-    """The agent's last record; ``renewal: unknown`` before its first round or without an agent."""
+    """The agent's last record; ``renewal: unknown`` before its first round, ``off`` in a server the
+    hub gave no token files (JupyterLab then shows nothing)."""
     path = environ.get(STATE_ENV)
+    if not path:
+        return {"renewal": "off", "tokens": [], "sign_in_url": sign_in_url(environ)}
     try:
         with open(path or "") as f:
             state = json.load(f)

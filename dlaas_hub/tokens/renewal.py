@@ -189,8 +189,13 @@ class Renewer:
             delay = backoff.failed(now)
             self._warn("Renewing tokens of %s failed (%s); keeping the current ones, next try in %.0f s",
                        key, e, delay)
-            if result.refreshed:
-                await save(auth_state)
+            # Each due token's renewal failed, whether at the refresh or at its exchange: recorded as
+            # its last error, so that the token page and the server's status bar say so (since when).
+            for target in targets:
+                result.failed[target.name] = e.error or "temporarily_unavailable"
+                auth_state.setdefault("exchange_errors", {})[target.name] = {
+                    "error": result.failed[target.name], "reason": str(e)[:200], "at": int(now)}
+            await save(auth_state)
             return result
         for name, outcome in outcomes.items():
             if isinstance(outcome, ExchangedToken):

@@ -66,3 +66,24 @@ def test_metrics_are_scraped_from_the_hubs_own_registry(hub):
     for name in ("alice", "mallory", "mariaska"):
         assert name not in "".join(samples)
     (hub.workdir / "metrics-scrape.txt").write_text("\n".join(line for line in text.splitlines() if "dlaas_" in line))
+
+
+def test_sign_in_again_goes_through_the_iam_and_back_to_next(hub):
+    # A signed-in browser: the hub's own login page would send it straight on to `next`; this link
+    # signs in anew at the IAM (whose session answers without the form here) and then goes there.
+    client, _ = browser_login(hub, "MariaSKA")
+    before = hub.api("GET", "/users/mariaska").json()["auth_state"]["refresh_token"]
+    first = client.get(f"{hub.url}/hub/dlaas/sign-in-again", params={"next": "/hub/dlaas/tokens"})
+    assert first.status_code == 302
+    assert first.headers["location"] == "/hub/oauth_login?next=%2Fhub%2Fdlaas%2Ftokens"
+    landed = client.get(f"{hub.url}/hub/dlaas/sign-in-again", params={"next": "/hub/dlaas/tokens"},
+                        follow_redirects=True)
+    assert landed.status_code == 200 and landed.url.path == "/hub/dlaas/tokens"
+    assert any(str(r.url).startswith(hub.iam_url) for r in landed.history)  # through the IAM, really
+    assert hub.api("GET", "/users/mariaska").json()["auth_state"]["refresh_token"] != before  # a new sign-in
+
+
+def test_sign_in_again_never_leaves_for_another_site(hub):
+    client, _ = browser_login(hub, "alice")
+    answer = client.get(f"{hub.url}/hub/dlaas/sign-in-again", params={"next": "https://evil.example/x"})
+    assert answer.status_code == 302 and "evil.example" not in answer.headers["location"]

@@ -193,21 +193,28 @@ def test_bundle_without_optional_target_says_why():
     state = auth_state(exchange_errors={"rucio": {"error": "invalid_scope"}})
     del state["exchanged"]["rucio"]
     bundle = build_bundle(state, directory="/d", userinfo_url=USERINFO, rucio=RUCIO)
-    assert [f.name for f in bundle.files] == ["eos-token", "eos-bearer-token"]
+    assert [f.name for f in bundle.files] == ["eos-token", "eos-bearer-token", "jupyter_server_config.json"]
     assert "RUCIO_CONFIG" not in bundle.env
     assert bundle.missing == {"rucio": "the token exchange failed (invalid_scope)"}
 
 
 def test_bundle_without_rucio_site_has_no_rucio_files():
     bundle = build_bundle(auth_state(), directory="/d", userinfo_url=USERINFO, rucio=None)
-    assert [f.name for f in bundle.files] == ["eos-token", "eos-bearer-token"]
+    assert [f.name for f in bundle.files] == ["eos-token", "eos-bearer-token", "jupyter_server_config.json"]
     assert bundle.missing == {}
+    assert_only_the_state_extension(bundle)
+
+
+def assert_only_the_state_extension(bundle):
+    # The data lake's state reaches JupyterLab's status bar in every server, with Rucio or not.
+    config = json.loads(next(f.content for f in bundle.files if f.name == "jupyter_server_config.json"))
+    assert config == {"ServerApp": {"jpserver_extensions": {"dlaas_hub.server.labstate": True}}}
+    assert bundle.env["JUPYTER_CONFIG_PATH"] == "/d"
 
 
 def test_bundle_rucio_extension_can_be_off():
     bundle = build_bundle(auth_state(), directory="/d", userinfo_url=USERINFO, rucio=RUCIO, rucio_enabled=False)
-    assert "jupyter_server_config.json" not in [f.name for f in bundle.files]
-    assert "JUPYTER_CONFIG_PATH" not in bundle.env
+    assert_only_the_state_extension(bundle)
 
 
 def test_credential_file_json_round_trip_and_validation():

@@ -54,4 +54,9 @@ def test_the_server_answers_the_record_with_the_link_back_to_the_lab(tmp_path):
     path.write_text(json.dumps(lakestate.after_fetch(status(), NOW)))
     answer = labstate.read_state(env)
     assert answer["renewal"] == "ok"
-    assert answer["sign_in_url"] == "/hub/login?next=%2Fuser%2Fmaria%2Flab"
+    assert answer["sign_in_url"] == "/hub/dlaas/sign-in-again?next=%2Fuser%2Fmaria%2Flab"
+
+
+def test_a_server_without_token_files_says_off():
+    # Started by another spawner, or a hub without exchange targets: the status bar shows nothing.
+    assert labstate.read_state({"JUPYTERHUB_SERVICE_PREFIX": "/user/maria/"})["renewal"] == "off"

@@ -80,7 +80,9 @@ async def test_a_target_gone_since_last_start_leaves_no_file(tmp_path):
     del state["exchanged"]["rucio"]
     spawner.user = FakeUser(state=state)
     await spawner.run_pre_spawn_hook()
-    assert sorted(os.listdir(tmp_path / "credentials" / "mariaska" / "default")) == ["eos-bearer-token", "eos-token"]
+    directory = tmp_path / "credentials" / "mariaska" / "default"
+    assert sorted(os.listdir(directory)) == ["eos-bearer-token", "eos-token", "jupyter_server_config.json"]
+    assert "RucioConfig" not in json.loads((directory / "jupyter_server_config.json").read_text())
 
 
 async def test_options_form_is_kubespawners(tmp_path):

@@ -163,6 +163,9 @@ async def test_transient_failure_keeps_tokens_and_login_and_backs_off(iam, auth,
     assert await auth.refresh_user(user) is True
     assert user.state["exchanged"] == kept["exchanged"] and user.state["access_token"] == kept["access_token"]
     assert "keeping the current ones" in caplog.text
+    # The failed refresh is each due token's last error: the token page and the status bar say since when.
+    error = user.state["exchange_errors"]["eos"]
+    assert error["error"] and abs(error["at"] - time.time()) < 5 and "rucio" not in user.state["exchange_errors"]
     hits = iam.token.call_count
     for _ in range(20):  # during the backoff the IAM is left alone
         assert await auth.refresh_user(user) is True
@@ -172,6 +175,7 @@ async def test_transient_failure_keeps_tokens_and_login_and_backs_off(iam, auth,
     await asyncio.sleep(0.45)
     assert await auth.refresh_user(user) is True
     assert user.state["exchanged"]["eos"]["expires_at"] > time.time() + 1000
+    assert "eos" not in user.state.get("exchange_errors", {})  # renewed: the error is past
 
 
 async def test_refused_refresh_token_logs_the_user_out_and_says_why(iam, auth, user, caplog):
