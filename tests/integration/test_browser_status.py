@@ -110,7 +110,7 @@ def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_exp
         # JupyterLab's own question (news from jupyterlab.github.io): answered as a scientist would.
         news = page.locator(".Toastify__toast", has_text="official Jupyter news")
         try:
-            news.get_by_role("button", name="No").click(timeout=10_000)
+            news.get_by_role("button", name="No", exact=True).click(timeout=10_000)
         except PlaywrightTimeout:
             pass
 

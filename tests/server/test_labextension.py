@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -41,13 +42,16 @@ def link_or_copy(source, destination):
         shutil.copy2(source, destination)
 
 
-def test_the_shipped_build_is_what_the_source_builds_to(tmp_path):
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory) -> Path:
+    """labextension/ built afresh in a temporary copy; returns the copy's parent."""
     require(SOURCE / "node_modules" / "@jupyterlab" / "builder",
             "./scripts/test (or npm ci in labextension/) installs it")
     require(SINGLEUSER / "bin" / "python", "./scripts/test installs it")
-    # The same layout under tmp_path (webpack's module ids come from paths): the build lands in
-    # tmp_path/dlaas_hub/labextension. Hard links keep the copy of node_modules quick.
-    work = tmp_path / "labextension"
+    # The same layout (webpack's module ids come from paths): the build lands in
+    # <parent>/dlaas_hub/labextension. Hard links keep the copy of node_modules quick.
+    parent = tmp_path_factory.mktemp("rebuilt")
+    work = parent / "labextension"
     shutil.copytree(SOURCE, work, symlinks=True, copy_function=link_or_copy,
                     ignore=lambda directory, names: {"lib", "tsconfig.tsbuildinfo"} & set(names)
                     if Path(directory) == SOURCE else set())
@@ -58,10 +62,72 @@ def test_the_shipped_build_is_what_the_source_builds_to(tmp_path):
                     ["node", "node_modules/@jupyterlab/builder/lib/build-labextension.js", "--core-path", core, "."]):
         result = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    rebuilt, shipped = files_of(tmp_path / "dlaas_hub" / "labextension"), files_of(BUILT)
-    assert set(rebuilt) == set(shipped), "run ./scripts/build-labextension and commit dlaas_hub/labextension"
-    changed = [name for name in rebuilt if rebuilt[name] != shipped[name]]
+    return parent
+
+
+def test_the_shipped_build_is_what_the_source_builds_to(rebuilt):
+    fresh, shipped = files_of(rebuilt / "dlaas_hub" / "labextension"), files_of(BUILT)
+    assert set(fresh) == set(shipped), "run ./scripts/build-labextension and commit dlaas_hub/labextension"
+    changed = [name for name in fresh if fresh[name] != shipped[name]]
     assert not changed, f"{changed} differ from the source's build: run ./scripts/build-labextension and commit"
+
+
+NOW = 1_800_000_000  # 2027-01-15 08:00:00 UTC
+
+
+def token(target, expires_in, state="valid"):
+    return {"target": target, "state": state, "expires_at": NOW + expires_in if expires_in is not None else None,
+            "last_renewal": NOW - 60, "last_error_at": None}
+
+
+def clock(at):
+    return time.strftime("%H:%M", time.gmtime(at))
+
+
+def views(rebuilt, states: list[dict]) -> list[dict]:
+    """What the item shows for each state: the compiled src/state.ts, run by Node in UTC."""
+    module = rebuilt / "state.mjs"
+    shutil.copy(rebuilt / "labextension" / "lib" / "state.js", module)
+    script = (f"import {{ describe }} from {json.dumps(str(module))};\n"
+              f"const states = {json.dumps(states)};\n"
+              f"console.log(JSON.stringify(states.map(s => describe(s, {NOW}))));")
+    result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_what_the_item_says_of_each_state(rebuilt):
+    url = "/hub/dlaas/sign-in-again?next=%2Fuser%2Fmaria%2Flab"
+    both = [token("eos", 600), token("rucio", 1800)]
+    fresh, due, missing, failing, failing_out, expired, unknown, off, one, other = views(rebuilt, [
+        {"renewal": "ok", "tokens": both, "updated_at": NOW - 10, "sign_in_url": url},
+        {"renewal": "ok", "tokens": [token("eos", 30), token("rucio", 1800)], "sign_in_url": url},
+        {"renewal": "ok", "tokens": [token("eos", 600), token("rucio", None, "missing")], "sign_in_url": url},
+        {"renewal": "failing", "since": NOW - 300, "reason": "the hub could not be reached", "tokens": both,
+         "sign_in_url": url},
+        {"renewal": "failing", "since": NOW - 3600, "tokens": [token("eos", -60, "expired")], "sign_in_url": url},
+        {"renewal": "sign_in_expired", "since": NOW - 120, "tokens": both, "sign_in_url": url},
+        {"renewal": "unknown", "tokens": [], "sign_in_url": url},
+        {"renewal": "off", "tokens": [], "sign_in_url": url},
+        {"renewal": "ok", "tokens": [token("eos", 600)], "sign_in_url": url},
+        {"renewal": "ok", "tokens": [token("eos", 600), token("dcache", 900), token("rucio", 1200)],
+         "sign_in_url": url},
+    ])
+    assert (fresh["level"], fresh["text"]) == ("ok", f"Data lake: EOS and Rucio fresh until {clock(NOW + 600)}")
+    assert f"last checked at {clock(NOW - 10)}" in fresh["title"]
+    assert (due["level"], due["text"]) == ("busy", "Data lake: renewing EOS and Rucio tokens")
+    assert missing["level"] == "busy"
+    assert (failing["level"], failing["text"]) == ("warning", f"Data lake: renewal failing since {clock(NOW - 300)}")
+    assert "(the hub could not be reached)" in failing["title"] and "keeps trying" in failing["title"]
+    assert f"keep working until {clock(NOW + 600)}" in failing["title"]
+    assert "have expired" in failing_out["title"]
+    assert (expired["level"], expired["text"]) == ("error", "Data lake: sign-in expired")
+    assert f"since {clock(NOW - 120)}" in expired["title"] and "sign in again" in expired["title"]
+    assert (unknown["level"], unknown["text"]) == ("busy", "Data lake: waiting for tokens")
+    assert off["level"] == "hidden"
+    assert one["text"] == f"Data lake: EOS fresh until {clock(NOW + 600)}"
+    assert other["text"] == f"Data lake: EOS, dcache and Rucio fresh until {clock(NOW + 600)}"
 
 
 def test_the_build_shares_jupyterlab_and_carries_no_copy_of_it():
