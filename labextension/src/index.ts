@@ -57,9 +57,9 @@ class SignInNotice {
         const which = listOf(state.tokens) || 'data-lake';
         const until = freshUntil(state.tokens);
         const left = until && until > Date.now() / 1000 ? ` (those in place work until ${clock(until)})` : '';
+        // Short: JupyterLab cuts a notification's text at 140 characters; the button says the rest.
         this._id = Notification.warning(
-          `Your sign-in has expired: your ${which} tokens are no longer renewed${left}. ` +
-            'Sign in again to renew them; you come back to JupyterLab.',
+          `Your sign-in has expired: ${which} tokens are no longer renewed${left}.`,
           {
             autoClose: false,
             actions: [{

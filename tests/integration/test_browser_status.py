@@ -151,6 +151,8 @@ def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_exp
         page.wait_for_function(  # slid in whole (the toast arrives from the right)
             "() => [...document.querySelectorAll('.Toastify__toast')].every(t => "
             "t.getBoundingClientRect().right <= window.innerWidth)", timeout=10_000)
+        said = notice.inner_text()
+        assert "EOS and Rucio tokens are no longer renewed" in said and "…" not in said  # whole, not cut
         # One action (beside the toast's own close button): signing in again.
         assert [text for text in notice.locator("button").all_inner_texts() if text.strip()] == ["Sign in again"]
         journey.shot("sign-in-expired-notification")
