@@ -82,12 +82,15 @@ async def test_every_profile_gives_a_valid_pod(slug):
     assert env["JUPYTER_CONFIG_PATH"] == "/var/run/dlaas/tokens"
     assert "BEARER_TOKEN_FILE" not in env  # rucio-clients would read it before its own token file
     assert env["DLAAS_EOS_TOKEN_FILE"] == "/var/run/dlaas/tokens/eos-bearer-token"
+    # JupyterLab's status bar reads the state the agent records in the folder it writes (its --dir).
+    assert env["DLAAS_STATE_FILE"] == "/var/run/dlaas/tokens/datalake-state.json"
     assert notebook["args"] == ["jupyterhub-singleuser", terminal.server_arg()]  # terminals keep the PATH
     for key, value in profile.env.items():
         assert env[key] == value
 
     agent = container(pod, "dlaas-token-agent")
     assert agent["restartPolicy"] == "Always"  # a native sidecar
+    assert agent["command"][agent["command"].index("--dir") + 1] == "/var/run/dlaas/tokens"
     assert agent["startupProbe"]["exec"]["command"] == ["test", "-e", "/var/run/dlaas/tokens/.dlaas-ready"]
     assert agent["securityContext"]["runAsUser"] == notebook["securityContext"]["runAsUser"] == 1000
     assert agent["securityContext"]["allowPrivilegeEscalation"] is False
