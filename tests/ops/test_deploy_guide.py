@@ -8,7 +8,7 @@ import yaml
 
 from dlaas_hub.ops.cli import main
 
-from .test_helm_values import chart, deployed  # noqa: F401 - the chart fixture, with its skip message
+from .test_helm_values import chart, deploy  # noqa: F401 - the chart fixture, with its skip message
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "operators" / "deploy.md").read_text()
@@ -23,11 +23,11 @@ def guide_secrets() -> dict:
     return next(b for b in yaml_blocks(GUIDE) if "CryptKeeper" in b.get("hub", {}).get("config", {}))
 
 
-def test_every_values_block_of_the_guide_is_accepted_by_the_chart(chart):  # noqa: F811
+def test_every_values_block_of_the_guide_is_accepted_by_the_chart(chart, tmp_path):  # noqa: F811
     blocks = yaml_blocks(GUIDE)
     assert len(blocks) >= 3  # the secrets, the network policy, the node selector
-    for block in blocks:
-        deployed(chart, block)
+    for number, block in enumerate(blocks):
+        deploy(chart, tmp_path / str(number), block)
 
 
 def test_the_values_comment_shows_the_same_secrets_file_as_the_guide():
@@ -55,8 +55,9 @@ def test_the_guides_secrets_pass_check_config_once_filled_in(tmp_path, capsys):
 
 
 def test_the_install_command_uses_the_chart_and_files_the_values_name():
-    header = VALUES_FILE.read_text().splitlines()[1]
+    header = " ".join(VALUES_FILE.read_text().splitlines()[1:3])
     assert "--version 4.4.0" in header and "--version 4.4.0" in GUIDE
+    assert "--namespace dlaas --create-namespace" in header and "--namespace dlaas --create-namespace" in GUIDE
     assert "helm upgrade --install dlaas jupyterhub/jupyterhub --version 4.4.0" in GUIDE
     assert "-f values.yaml -f secrets.yaml" in GUIDE
 
@@ -69,7 +70,7 @@ def test_the_kubernetes_requirement_is_stated_where_operators_look():
 def test_the_sizing_pages_values_for_1000_users_are_accepted_by_the_chart(chart, tmp_path, capsys):  # noqa: F811
     sizing = (ROOT / "docs" / "operators" / "sizing.md").read_text()
     (block,) = yaml_blocks(sizing)
-    deployed(chart, block)
+    deploy(chart, tmp_path / "deploy", block)
     path = tmp_path / "sizing.yaml"
     path.write_text(yaml.safe_dump(block))
     secrets = tmp_path / "secrets.yaml"

@@ -1,18 +1,19 @@
-"""The Zero-to-JupyterHub values: accepted by chart 4.4, and a deploy with them really offers the profiles.
+"""The Zero-to-JupyterHub values, through the real chart: accepted by Helm, rendered into objects valid for
+Kubernetes 1.29 to 1.33, and a deploy with them really offers and starts the profiles.
 
-The deploy tests go the way the chart goes: Helm merges the chart's defaults with our values, the hub's
-jupyterhub_config.py maps them to traitlets config (tests/z2jh.py does what the chart does for the keys
-we touch), JupyterHub resolves the entry points, and the authenticator and spawner are built from that.
+A deploy goes the way the chart goes: ``helm template`` of the z2jh 4.4.0 chart with our values and the
+docs' secrets file; the hub's config is what the chart's own ``jupyterhub_config.py`` makes of the
+rendered Secret and ConfigMap (tests/z2jh.py runs it as the hub pod does); JupyterHub resolves the entry
+points, and the authenticator and spawner are built from that.
 """
 
-import copy
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import respx
@@ -30,42 +31,90 @@ from ..fakeiam import FakeHandler, FakeIAM
 from ..spawner_fixtures import FakeUser, fake_hub
 
 ROOT = Path(__file__).resolve().parents[2]
-VALUES = yaml.safe_load((ROOT / "helm-values" / "values.yaml").read_text())
+VALUES_FILE = ROOT / "helm-values" / "values.yaml"
+VALUES = yaml.safe_load(VALUES_FILE.read_text())
 IMAGE_PROFILES = "/usr/local/share/dlaas-hub/profiles"  # where hub-image/Dockerfile copies profiles/
-SECRETS = {"hub": {"config": {"DLaaSAuthenticator": {"client_secret": "from-secrets-yaml"}}}}
 CRYPT_KEYS = ["c" * 64]
+# The docs' secrets file, filled in (docs/operators/deploy.md, "Write the values and the secrets").
+SECRETS = {"hub": {"config": {"DLaaSAuthenticator": {"client_secret": "from-secrets-yaml"},
+                              "CryptKeeper": {"keys": CRYPT_KEYS}}}}
+KUBERNETES = ["1.29", "1.30", "1.31", "1.32", "1.33"]
+RELEASE, NAMESPACE = "dlaas", "dlaas"  # as docs/operators/deploy.md installs
+
+
+@dataclass
+class Chart:
+    helm: Path
+    directory: Path
 
 
 @pytest.fixture(scope="module")
-def chart():
+def chart() -> Chart:
     try:
-        directory = z2jh.find_chart()
+        return Chart(z2jh.find_helm(), z2jh.find_chart_dir())
     except z2jh.ChartNotFound as e:
         if os.environ.get("DLAAS_REQUIRE_Z2JH"):
             pytest.fail(str(e))
         pytest.skip(str(e))
-    return z2jh.load_chart(directory)
 
 
-def deployed(chart, *layers) -> dict:
-    """What Helm hands the hub: chart defaults, our values, the operator's secrets, then ``layers``."""
-    defaults, schema = chart
-    merged = defaults
-    for layer in (VALUES, SECRETS, *layers):
-        merged = z2jh.merge(merged, layer)
-    jsonschema.validate(merged, schema)
-    return merged
+def values_files(directory: Path, *layers: dict) -> list[Path]:
+    """Our values, the operator's secrets, then ``layers``: the files given to ``helm -f``, in order."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = [VALUES_FILE]
+    for number, layer in enumerate((SECRETS, *layers)):
+        path = directory / f"values-{number}.yaml"
+        path.write_text(yaml.safe_dump(layer))
+        files.append(path)
+    return files
+
+
+@dataclass
+class Deploy:
+    objects: list[dict]
+    app: JupyterHub
+    values_file: Path  # the merged values, where the hub pod has them (the chart's Secret)
+
+
+def deploy(chart: Chart, directory: Path, *layers: dict) -> Deploy:
+    """What the chart creates from our values and ``layers``, and the hub application its config makes."""
+    objects = z2jh.render(chart.helm, chart.directory, values_files(directory / "values", *layers),
+                          release=RELEASE, namespace=NAMESPACE)
+    root = directory / "hub-pod"
+    config = z2jh.hub_config_from_render(objects, root)
+    mounted = root / z2jh.HUB_ROOT.lstrip("/") / "secret" / "values.yaml"
+    config.DLaaSKubeSpawner.chart_values_file = str(mounted)  # the chart's mount, under root
+    return Deploy(objects, JupyterHub(config=config), mounted)
 
 
 # -- the values themselves ---------------------------------------------------------------------------
 
-def test_values_validate_against_the_chart_schema(chart):
-    deployed(chart)
+def test_helm_lints_the_chart_with_our_values_strictly(chart, tmp_path):
+    args = ["lint", "--strict", str(chart.directory), "--namespace", NAMESPACE]
+    for path in values_files(tmp_path):
+        args += ["-f", str(path)]
+    result = z2jh.helm_run(chart.helm, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
 
 
-def test_a_typo_would_be_caught(chart):
-    with pytest.raises(jsonschema.ValidationError):
-        deployed(chart, {"singleuser": {"uidd": 1000}})
+def test_every_rendered_object_is_valid_for_kubernetes_1_29_to_1_33(chart, tmp_path):
+    objects = deploy(chart, tmp_path).objects
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Secret", "ConfigMap", "Service", "NetworkPolicy"} <= kinds
+    for version in KUBERNETES:
+        for obj in objects:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("typo, why", [
+    ({"hub": {"loadroles": {"user": {"scopes": ["self"]}}}}, "loadroles"),
+    ({"singleuser": {"uid": "1000"}}, "uid"),
+    ({"singleuser": {"uidd": 1000}}, "uidd"),
+])
+def test_helm_refuses_values_the_chart_does_not_know(chart, tmp_path, typo, why):
+    with pytest.raises(z2jh.HelmError, match=why):
+        deploy(chart, tmp_path, typo)
 
 
 def test_hub_config_sets_up_dlaas():
@@ -101,26 +150,6 @@ MEMBERS = {
 }
 
 
-def hub_app(values, values_file: Path | None = None) -> JupyterHub:
-    """JupyterHub's application with the chart's config: it resolves the entry points as a deploy does.
-
-    With ``values_file``, the merged values are written there as the chart mounts them in the hub pod
-    (its Secret's ``values.yaml``), and the spawner reads them from there.
-    """
-    config = z2jh.hub_config(values, crypt_keys=CRYPT_KEYS)
-    if values_file is not None:
-        values_file.write_text(yaml.safe_dump(values))
-        config.DLaaSKubeSpawner.chart_values_file = str(values_file)
-    return JupyterHub(config=config)
-
-
-def without_token_agent_image(values: dict) -> dict:
-    """The values as an operator writes them who leaves token_agent_image out, as the docs allow."""
-    values = copy.deepcopy(values)
-    del values["hub"]["config"]["DLaaSKubeSpawner"]["token_agent_image"]
-    return values
-
-
 async def sign_in(app, groups) -> tuple[object, dict]:
     """The authenticator of the deploy, and the auth model of a login by a member of ``groups``."""
     issuer = app.config.DLaaSAuthenticator.oidc_issuer
@@ -151,9 +180,10 @@ async def pod_for(app, authenticator, model, slug, server="") -> dict:
 
 @pytest.mark.parametrize("storage", ["shipped", "chart-default"])
 @pytest.mark.parametrize("member", sorted(MEMBERS))
-async def test_a_deploy_offers_and_starts_every_profile_a_member_may_use(chart, storage, member, crypt_key):
+async def test_a_deploy_offers_and_starts_every_profile_a_member_may_use(chart, storage, member, crypt_key,
+                                                                         tmp_path):
     layers = [AS_IN_THE_IMAGE] + ([CHART_DEFAULT_STORAGE] if storage == "chart-default" else [])
-    app = hub_app(deployed(chart, *layers))
+    app = deploy(chart, tmp_path, *layers).app
     assert app.spawner_class is DLaaSKubeSpawner
     check_spawner_config(app)  # what the authenticator runs when the hub starts
     groups, expected = MEMBERS[member]
@@ -163,7 +193,8 @@ async def test_a_deploy_offers_and_starts_every_profile_a_member_may_use(chart, 
             form, pod = await pod_for(app, authenticator, model, slug)
             offered = re.findall(r'name="profile"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="profile"', form)
             assert sorted(filter(None, sum(offered, ()))) == sorted(expected)
-            kubernetes_validate.validate(pod, "1.33", strict=True)
+            for version in KUBERNETES:
+                kubernetes_validate.validate(pod, version, strict=True)
             notebook = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
             mounts = {m["mountPath"]: m for m in notebook["volumeMounts"]}
             assert {"/eos/eulake_1", "/scratch", "/var/run/dlaas"} <= set(mounts)
@@ -179,8 +210,8 @@ async def test_a_deploy_offers_and_starts_every_profile_a_member_may_use(chart, 
         await authenticator.iam_client.aclose()
 
 
-async def test_the_shipped_values_turn_on_named_servers_each_with_its_pod_and_volume(chart, crypt_key):
-    app = hub_app(deployed(chart, AS_IN_THE_IMAGE, CHART_DEFAULT_STORAGE))
+async def test_the_shipped_values_turn_on_named_servers_each_with_its_pod_and_volume(chart, crypt_key, tmp_path):
+    app = deploy(chart, tmp_path, AS_IN_THE_IMAGE, CHART_DEFAULT_STORAGE).app
     assert app.allow_named_servers is True and app.named_server_limit_per_user == 3
     assert app.tornado_settings["cookie_options"] == {"samesite": "Lax"}  # through the chart's hub.config
     authenticator, model = await sign_in(app, ["/escape", "/escape/ska"])
@@ -193,43 +224,70 @@ async def test_the_shipped_values_turn_on_named_servers_each_with_its_pod_and_vo
     claims = {pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] for pod in pods.values()}
     assert len(claims) == 3  # each server its own home volume
     for server, pod in pods.items():
-        kubernetes_validate.validate(pod, "1.33", strict=True)
+        for version in KUBERNETES:
+            kubernetes_validate.validate(pod, version, strict=True)
         agent = next(c for c in pod["spec"]["initContainers"] if c["name"] == "dlaas-token-agent")
         assert {"name": "JUPYTERHUB_SERVER_NAME", "value": server} in agent["env"]
 
 
-async def test_the_token_agent_runs_in_the_hubs_own_image_when_none_is_set(chart, crypt_key, tmp_path):
-    values = without_token_agent_image(deployed(chart, AS_IN_THE_IMAGE))
-    app = hub_app(values, values_file=tmp_path / "values.yaml")
+async def agent_image_of_a_new_server(app) -> str:
     check_spawner_config(app)
     authenticator, model = await sign_in(app, ["/escape"])
     try:
         _, pod = await pod_for(app, authenticator, model, "root")
     finally:
         await authenticator.iam_client.aclose()
-    agent = next(c for c in pod["spec"]["initContainers"] if c["name"] == "dlaas-token-agent")
-    hub_image = f"{VALUES['hub']['image']['name']}:{VALUES['hub']['image']['tag']}"
-    assert agent["image"] == hub_image
     notebook = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
-    assert notebook["image"] != hub_image
+    agent = next(c for c in pod["spec"]["initContainers"] if c["name"] == "dlaas-token-agent")
+    assert agent["image"] != notebook["image"]  # never the profile's image, which has no dlaas-hub
+    return agent["image"]
+
+
+def hub_image(objects) -> str:
+    return z2jh.find(objects, "Deployment", "hub")["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+async def test_the_shipped_values_run_the_token_agent_in_the_hubs_own_image(chart, crypt_key, tmp_path):
+    assert "token_agent_image" not in VALUES["hub"]["config"]["DLaaSKubeSpawner"]
+    deployed = deploy(chart, tmp_path, AS_IN_THE_IMAGE)
+    assert await agent_image_of_a_new_server(deployed.app) == hub_image(deployed.objects) == (
+        f"{VALUES['hub']['image']['name']}:{VALUES['hub']['image']['tag']}")
+
+
+async def test_the_documented_upgrade_moves_new_servers_agents_to_the_new_image(chart, crypt_key, tmp_path):
+    # docs/operators/deploy.md, "Upgrading": a new hub.image.tag, then helm upgrade with the same files.
+    before = deploy(chart, tmp_path / "before", AS_IN_THE_IMAGE)
+    after = deploy(chart, tmp_path / "after", AS_IN_THE_IMAGE, {"hub": {"image": {"tag": "0.2.0"}}})
+    assert hub_image(before.objects).endswith(":0.1.0") and hub_image(after.objects).endswith(":0.2.0")
+    assert await agent_image_of_a_new_server(before.app) == hub_image(before.objects)
+    assert await agent_image_of_a_new_server(after.app) == hub_image(after.objects)
+
+
+async def test_a_pinned_agent_image_stays_behind_an_upgrade(chart, crypt_key, tmp_path):
+    # What the values shipped before did: the hub moves, every new server's agent stays on the old image.
+    old = "registry.example.org/dlaas/dlaas-hub:0.1.0"
+    pinned = {"hub": {"image": {"tag": "0.2.0"}, "config": {"DLaaSKubeSpawner": {"token_agent_image": old}}}}
+    after = deploy(chart, tmp_path, AS_IN_THE_IMAGE, pinned)
+    assert await agent_image_of_a_new_server(after.app) == old
+    assert hub_image(after.objects).endswith(":0.2.0")
 
 
 async def test_no_known_image_for_the_token_agent_is_a_start_up_error_naming_it(chart, crypt_key, tmp_path):
-    app = hub_app(without_token_agent_image(deployed(chart, AS_IN_THE_IMAGE)), values_file=None)
+    app = deploy(chart, tmp_path, AS_IN_THE_IMAGE).app
     app.config.DLaaSKubeSpawner.chart_values_file = str(tmp_path / "not-mounted.yaml")
     with pytest.raises(ConfigError, match=r"DLaaSKubeSpawner\.token_agent_image: not set, and the hub's own image"):
         check_spawner_config(app)
 
 
-async def test_a_chart_profile_list_is_a_start_up_error_naming_it(chart, crypt_key):
+async def test_a_chart_profile_list_is_a_start_up_error_naming_it(chart, crypt_key, tmp_path):
     listed = {"singleuser": {"profileList": [{"display_name": "Chart's own", "kubespawner_override": {}}]}}
-    app = hub_app(deployed(chart, AS_IN_THE_IMAGE, listed))
+    app = deploy(chart, tmp_path, AS_IN_THE_IMAGE, listed).app
     with pytest.raises(ConfigError, match=r"singleuser\.profileList"):
         check_spawner_config(app)
 
 
-async def test_a_missing_profiles_dir_is_a_start_up_error_naming_it(chart, crypt_key):
-    app = hub_app(deployed(chart))  # the image's path, which this machine does not have
+async def test_a_missing_profiles_dir_is_a_start_up_error_naming_it(chart, crypt_key, tmp_path):
+    app = deploy(chart, tmp_path).app  # the image's path, which this machine does not have
     with pytest.raises(ConfigError, match=r"DLaaSKubeSpawner\.profiles_dir: /usr/local/share/dlaas-hub/profiles"):
         check_spawner_config(app)
 
@@ -237,9 +295,9 @@ async def test_a_missing_profiles_dir_is_a_start_up_error_naming_it(chart, crypt
 # -- finding the chart -------------------------------------------------------------------------------
 
 def chart_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "values.yaml").write_text("singleuser: {}\n")
-    (path / "values.schema.json").write_text("{}")
+    (path / "templates").mkdir(parents=True, exist_ok=True)
+    for name in ("Chart.yaml", "values.yaml", "values.schema.json"):
+        (path / name).write_text("{}\n")
     return path
 
 
@@ -249,15 +307,15 @@ def no_download(url, into):
 
 def test_chart_found_through_the_environment_first(tmp_path):
     env_dir, shared = chart_dir(tmp_path / "env"), chart_dir(tmp_path / "shared")
-    found = z2jh.find_chart({z2jh.CHART_ENV: str(env_dir)}, shared=shared, cache=tmp_path / "c",
-                            download=no_download)
+    found = z2jh.find_chart_dir({z2jh.CHART_ENV: str(env_dir)}, shared=shared, cache=tmp_path / "c",
+                                download=no_download)
     assert found == env_dir
-    assert z2jh.find_chart({}, shared=shared, cache=tmp_path / "c", download=no_download) == shared
+    assert z2jh.find_chart_dir({}, shared=shared, cache=tmp_path / "c", download=no_download) == shared
 
 
 def test_chart_env_pointing_nowhere_says_so(tmp_path):
     with pytest.raises(z2jh.ChartNotFound, match=z2jh.CHART_ENV):
-        z2jh.find_chart({z2jh.CHART_ENV: str(tmp_path)}, shared=tmp_path, cache=tmp_path, download=no_download)
+        z2jh.find_chart_dir({z2jh.CHART_ENV: str(tmp_path)}, shared=tmp_path, cache=tmp_path, download=no_download)
 
 
 def test_chart_downloaded_once_into_the_cache(tmp_path):
@@ -269,12 +327,18 @@ def test_chart_downloaded_once_into_the_cache(tmp_path):
         return True
 
     cache = tmp_path / "cache"
-    assert z2jh.find_chart({}, shared=tmp_path / "none", cache=cache, download=download) == cache
-    assert z2jh.find_chart({}, shared=tmp_path / "none", cache=cache, download=download) == cache
+    assert z2jh.find_chart_dir({}, shared=tmp_path / "none", cache=cache, download=download) == cache
+    assert z2jh.find_chart_dir({}, shared=tmp_path / "none", cache=cache, download=download) == cache
     assert calls == [z2jh.CHART_URL]
 
 
 def test_no_chart_anywhere_tells_how_to_provide_one(tmp_path):
     with pytest.raises(z2jh.ChartNotFound) as info:
-        z2jh.find_chart({}, shared=tmp_path / "none", cache=tmp_path / "c", download=no_download)
+        z2jh.find_chart_dir({}, shared=tmp_path / "none", cache=tmp_path / "c", download=no_download)
     assert z2jh.CHART_ENV in str(info.value) and "helm pull" in str(info.value)
+
+
+def test_no_helm_tells_how_to_provide_one(tmp_path):
+    with pytest.raises(z2jh.ChartNotFound) as info:
+        z2jh.find_helm({z2jh.HELM_ENV: str(tmp_path / "helm")})
+    assert "./scripts/test installs it" in str(info.value) and z2jh.HELM_ENV in str(info.value)
