@@ -25,6 +25,7 @@ from ..hubapi.scopes import TOKENS_SCOPE
 from ..profiles.catalog import load_directory
 from ..spawners import DLaaSKubeSpawner, DLaaSLocalSpawner
 from ..tokens.exchange import ExchangeTarget, eos_refusal
+from .chartschema import coalesce, schema_problems
 from .extraconfig import SnippetError, read_snippets
 
 AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator",
@@ -88,15 +89,6 @@ def _keys_findings(where: str, keys) -> list[Finding]:
     return [Finding("error", where, problem)] if problem else []
 
 
-def _merge(base, override):
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            out[key] = _merge(base.get(key), value) if key in base else value
-        return out
-    return override
-
-
 class ShapeError(ValueError):
     """A file whose structure is not a configuration at all; the message names the file and key."""
 
@@ -122,12 +114,13 @@ def load_values(paths: list[Path]) -> Deploy:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             raise UnreadableError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-        values = _merge(values, _mapping(loaded, f"{path}: the top level"))
+        values = coalesce(values, _mapping(loaded, f"{path}: the top level"))
     hub = _mapping(values.get("hub"), "hub")
+    # What Helm refuses before rendering (an unknown chart key, a wrong type), named by its key.
+    notes = [Finding("error", key, why) for key, why in schema_problems(values)]
     config = Config()
     for section, settings in _mapping(hub.get("config"), "hub.config").items():
         config[section].update(_mapping(settings, f"hub.config.{section}"))
-    notes = []
     keys = _mapping(hub.get("config"), "hub.config").get("CryptKeeper", {}) or {}
     if isinstance(keys, dict) and keys.get("keys") is not None:
         notes += _keys_findings("hub.config.CryptKeeper.keys", keys["keys"])

@@ -1,11 +1,14 @@
 """``dlaas-hub check-config`` finds what a deploy lacks or contradicts, and names the setting."""
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from dlaas_hub.ops.cli import main
+
+from .. import z2jh
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "helm-values" / "values.yaml"
@@ -335,3 +338,28 @@ def test_the_shipped_values_set_samesite_and_bound_named_servers():
     assert settings["cookie_options"] == {"samesite": "Lax"}
     assert settings["slow_spawn_timeout"] == 0  # the chart's own, which this key replaces
     assert values["hub"]["allowNamedServers"] and 0 < values["hub"]["namedServerLimitPerUser"] <= 5
+
+
+@pytest.mark.parametrize("change, line", [
+    (lambda v: v["hub"].update(loadroles=v["hub"].pop("loadRoles")),
+     "error: hub.loadroles: is not a key of the Zero-to-JupyterHub 4.4.0 chart (did you mean loadRoles?)"),
+    (lambda v: v["singleuser"].update(uid="1000"), "error: singleuser.uid: '1000' is not of type 'integer', 'null'"),
+    (lambda v: v["proxy"]["https"].update(host="dlaas.example.org"),
+     "error: proxy.https.host: is not a key of the Zero-to-JupyterHub 4.4.0 chart (did you mean hosts?)"),
+])
+def test_values_helm_would_refuse_are_errors_naming_the_key(capsys, tmp_path, secrets, change, line):
+    # The chart's schema (as Helm applies it, over the chart's defaults): caught before any helm command.
+    code, out = run(capsys, values_file(tmp_path, change), secrets, "--profiles", PROFILES)
+    assert code == 1 and line in out, out
+
+
+def test_the_chart_files_check_config_ships_are_the_charts_own():
+    shipped = ROOT / "dlaas_hub" / "ops" / "z2jh"
+    try:
+        chart = z2jh.find_chart_dir()
+    except z2jh.ChartNotFound as e:
+        if os.environ.get("DLAAS_REQUIRE_Z2JH"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    for name in ("values.yaml", "values.schema.json"):
+        assert (shipped / name).read_bytes() == (chart / name).read_bytes(), name
