@@ -144,8 +144,29 @@ def load_values(paths: list[Path]) -> Deploy:
         config.KubeSpawner.profile_list = profile_list
     image = hub.get("image") or {}
     hub_image = f"{image.get('name')}:{image.get('tag')}" if isinstance(image, dict) and image.get("name") else ""
+    notes += _prepull_findings(values, hub_image, config)
     # The chart seeds hub.config.CryptKeeper.keys in its Secret when the values give none.
     return Deploy(config, "values", True, "singleuser.profileList", hub_image, notes)
+
+
+#: The shipped values' pre-puller entry for the token agent's image.
+PREPULL_AGENT = "dlaas-token-agent"
+
+
+def _prepull_findings(values: dict, hub_image: str, config: Config) -> list[Finding]:
+    """The pre-puller's copy of the agent's image, when it names another (an upgrade set --set hub.image.tag)."""
+    entry = (((values.get("prePuller") or {}).get("extraImages") or {}).get(PREPULL_AGENT))
+    if not isinstance(entry, dict) or not entry.get("name"):
+        return []
+    pulled = f"{entry['name']}:{entry.get('tag')}" if entry.get("tag") else entry["name"]
+    spawner = config.DLaaSKubeSpawner if "DLaaSKubeSpawner" in config else {}
+    agent = spawner.get("token_agent_image") or hub_image
+    if not agent or pulled == agent:
+        return []
+    return [Finding("warning", f"prePuller.extraImages.{PREPULL_AGENT}",
+                    f"pulls {pulled} ahead, but the token agents run {agent}: every new node and server waits for "
+                    "a pull. Give it the same name and tag (the shipped values share hub.image's through a "
+                    "YAML anchor)")]
 
 
 #: The classes whose settings are checked by name and type.

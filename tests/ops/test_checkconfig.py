@@ -363,3 +363,14 @@ def test_the_chart_files_check_config_ships_are_the_charts_own():
         pytest.skip(str(e))
     for name in ("values.yaml", "values.schema.json"):
         assert (shipped / name).read_bytes() == (chart / name).read_bytes(), name
+
+
+def test_a_pre_pulled_agent_image_other_than_the_agents_is_a_warning(capsys, tmp_path, secrets):
+    # helm upgrade --set hub.image.tag=0.2.0 changes the hub, not the anchor's other use: said.
+    def set_tag(values):
+        values["hub"]["image"] = {**values["hub"]["image"], "tag": "0.2.0"}  # not through the anchor
+
+    code, out = run(capsys, values_file(tmp_path, set_tag), secrets, "--profiles", PROFILES)
+    assert code == 0 and "warning: prePuller.extraImages.dlaas-token-agent: pulls " \
+        "registry.example.org/dlaas/dlaas-hub:0.1.0 ahead, but the token agents run " \
+        "registry.example.org/dlaas/dlaas-hub:0.2.0" in out, out

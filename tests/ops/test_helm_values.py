@@ -263,6 +263,26 @@ async def test_the_documented_upgrade_moves_new_servers_agents_to_the_new_image(
     assert await agent_image_of_a_new_server(after.app) == hub_image(after.objects)
 
 
+def pulled_ahead(objects) -> dict[str, set]:
+    """Images each pre-puller DaemonSet pulls on every node (its init containers)."""
+    return {ds["metadata"]["name"]: {c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"]}
+            for ds in objects if ds["kind"] == "DaemonSet" and "image-puller" in ds["metadata"]["name"]}
+
+
+def test_every_node_pulls_the_token_agents_image_ahead_and_an_upgraded_file_moves_it(chart, tmp_path):
+    # The documented upgrade edits hub.image.tag in the values file: the YAML anchor carries it to the
+    # pre-puller, so that nodes pull the new agent before servers need it.
+    upgraded = tmp_path / "values.yaml"
+    upgraded.write_text(VALUES_FILE.read_text().replace('tag: "0.1.0"', 'tag: "0.2.0"'))
+    for values, tag in ((VALUES_FILE, "0.1.0"), (upgraded, "0.2.0")):
+        objects = z2jh.render(chart.helm, chart.directory, [values, *values_files(tmp_path / tag)[1:]],
+                              release=RELEASE, namespace=NAMESPACE)
+        pullers = pulled_ahead(objects)
+        assert set(pullers) == {"hook-image-puller", "continuous-image-puller"}
+        for images in pullers.values():
+            assert hub_image(objects) == f"registry.example.org/dlaas/dlaas-hub:{tag}" and hub_image(objects) in images
+
+
 async def test_a_pinned_agent_image_stays_behind_an_upgrade(chart, crypt_key, tmp_path):
     # What the values shipped before did: the hub moves, every new server's agent stays on the old image.
     old = "registry.example.org/dlaas/dlaas-hub:0.1.0"
