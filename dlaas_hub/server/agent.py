@@ -13,21 +13,19 @@ says it asks too often (429), it waits as ``Retry-After`` says.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import random
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import httpx
-
-from ..tokens.http import IAMError, request_json
 from . import lakestate
 from .files import CredentialError, CredentialFile, ensure_private_dir, write_private_file
+from .hubrequest import HubError, get_json, keep_tls_out
 
 log = logging.getLogger("dlaas_hub.agent")
 
@@ -52,6 +50,7 @@ class AgentConfig:
     # it every minute is cheap, and the scientist who signs in again sees fresh tokens within a minute.
     sign_in_interval: float = 60.0
     make_dirs: tuple[str, ...] = ()  # created (mode 0700) before the first set is marked ready
+    timeout: float = 20.0  # seconds for one request to the hub, connection included
 
     @classmethod
     def from_env(cls, directory: str, **overrides) -> "AgentConfig":
@@ -69,13 +68,14 @@ class AgentConfig:
 
 
 class TokenAgent:
-    def __init__(self, config: AgentConfig, client: httpx.AsyncClient | None = None):
+    """Synchronous on purpose: one request every few minutes needs no event loop, and asyncio with
+    httpx would double what every user pod holds for it (``benchmarks/token_agent.py``)."""
+
+    def __init__(self, config: AgentConfig):
         self.config = config
-        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0))
-        self.client.event_hooks.setdefault("response", []).append(self._note_retry_after)
         self.retry_after: float | None = None  # what the hub's last 429 asked for
         self.expires_at: int | None = None  # earliest expiry of the files in place
-        self.stopping = asyncio.Event()
+        self.stopping = threading.Event()
         self.failures = 0
         self.written: dict[str, str] = {}
         self.rounds = 0
@@ -83,22 +83,14 @@ class TokenAgent:
         self.expired = False  # the hub said the user must sign in again
         self.state: dict | None = None  # the data lake's state, as last recorded
 
-    async def _note_retry_after(self, response: httpx.Response) -> None:
-        self.retry_after = None
-        if response.status_code == 429:
-            value = response.headers.get("Retry-After", "")
-            self.retry_after = float(value) if value.isdigit() else None
-
-    async def fetch(self) -> tuple[list[CredentialFile], int | None]:
-        files, expires_at, _ = await self.fetch_with_status()
+    def fetch(self) -> tuple[list[CredentialFile], int | None]:
+        files, expires_at, _ = self.fetch_with_status()
         return files, expires_at
 
-    async def fetch_with_status(self) -> tuple[list[CredentialFile], int | None, dict | None]:
-        document = await request_json(
-            self.client, "GET", self.config.url, label="credentials from the hub",
-            params={"server": self.config.server_name},
-            headers={"Authorization": f"token {self.config.api_token}"},
-        )
+    def fetch_with_status(self) -> tuple[list[CredentialFile], int | None, dict | None]:
+        document = get_json(self.config.url, params={"server": self.config.server_name},
+                                 headers={"Authorization": f"token {self.config.api_token}"},
+                                 timeout=self.config.timeout)
         files = [CredentialFile.from_json(f) for f in document.get("files", [])]
         for target, why in (document.get("missing") or {}).items():
             log.warning("No %s token for this server: %s", target, why)
@@ -173,13 +165,15 @@ class TokenAgent:
             ceiling = min(ceiling, 2 * low if left <= 0 else max(low, PAUSE_SHARE_OF_LIFE * left))
         return random.uniform(low, max(low, ceiling))
 
-    async def run_once(self) -> float:
+    def run_once(self) -> float:
         """One round: fetch and write. Returns how long to sleep before the next round."""
         self.rounds += 1
+        self.retry_after = None
         try:
-            files, expires_at, status = await self.fetch_with_status()
+            files, expires_at, status = self.fetch_with_status()
             changed = self.write(files)
-        except IAMError as e:
+        except HubError as e:
+            self.retry_after = e.retry_after
             if e.status == 401:
                 self.record(lakestate.after_sign_in_expired(self.state, time.time()))
                 return self.sign_in_needed()
@@ -225,20 +219,16 @@ class TokenAgent:
     def failed(self, e: Exception) -> float:
         self.failures += 1
         delay = self.backoff()
-        if isinstance(e, IAMError) and e.status == 403:
+        if isinstance(e, HubError) and e.status == 403:
             log.error("The hub refused this server's token (403): is the custom:dlaas:tokens scope granted?")
         log.warning("Could not renew credentials (%s); keeping the current files, retrying in %.0f s",
                     e if not isinstance(e, OSError) else type(e).__name__, delay)
         return delay
 
-    async def run(self) -> None:
+    def run(self) -> None:
         while not self.stopping.is_set():
-            delay = await self.run_once()
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
-        await self.client.aclose()
+            delay = self.run_once()
+            self.stopping.wait(delay)
         log.info("Token agent stopped")
 
 
@@ -246,17 +236,13 @@ def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(levelname).1s %(asctime)s dlaas-token-agent] %(message)s")
     config = AgentConfig.from_env(args.dir, margin=args.margin, min_interval=args.min_interval,
                                   make_dirs=tuple(args.make_dir or ()))
+    if not config.api_url.startswith("https:"):
+        keep_tls_out()
     agent = TokenAgent(config)
-
-    async def _main():
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, agent.stopping.set)
-        if args.once:
-            await agent.run_once()
-            await agent.client.aclose()
-            return 0 if agent.failures == 0 else 1
-        await agent.run()
-        return 0
-
-    return asyncio.run(_main())
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: agent.stopping.set())
+    if args.once:
+        agent.run_once()
+        return 0 if agent.failures == 0 else 1
+    agent.run()
+    return 0

@@ -70,7 +70,13 @@ class DLaaSKubeSpawner(DLaaSSpawnerMixin, KubeSpawner):
              "which the agent creates with mode 0700.",
     )
     credentials_volume_size = Unicode("1Mi", config=True, help="Size limit of the in-memory credentials volume.")
-    token_agent_memory = Unicode("64Mi", config=True, help="Memory request and limit of the token agent.")
+    token_agent_memory = Unicode(
+        "32Mi",
+        config=True,
+        help="""Memory request and limit of the token agent. It holds about 17 MiB resident, flat over
+        hours of renewals (``benchmarks/token_agent.py``, docs/operators/sizing.md): 32Mi leaves room
+        for a large answer, and reserves 32 GiB for a thousand servers.""",
+    )
     token_agent_cpu = Unicode("20m", config=True, help="CPU request of the token agent.")
     check_cluster_version = Bool(
         True,
