@@ -11,7 +11,7 @@ the figures side by side.
 Printed per agent: the time from its start until the first files are in place (the sidecar's
 startup probe waits for that), its resident memory right after that and over the run (sampled every
 ``--sample`` seconds: start, max, end), its rounds and CPU per round (from schedstat, to the
-nanosecond), and the modules it holds.
+nanosecond), and the shared libraries it maps (TLS's or not).
 
     .venv/bin/python -m benchmarks.token_agent [--minutes 10] [--lifetime 30] [--baseline HEAD~1]
 """
@@ -47,11 +47,12 @@ def export_package(ref: str, into: Path) -> Path:
     return into
 
 
-def modules_held(pid: int) -> str:
-    """How many Python modules the agent holds is not visible from outside; its mapped files are."""
+def libraries_mapped(pid: int) -> str:
+    """The shared libraries the agent has mapped (TLS's among them, or not)."""
     maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
     libraries = {line.split()[-1] for line in maps if ".so" in line.split()[-1]}
-    return f"{len(libraries)} shared libraries mapped ({', '.join(sorted(Path(p).name for p in libraries if 'ssl' in p or 'crypto' in p)) or 'no libssl'})"
+    tls = sorted(Path(p).name for p in libraries if "ssl" in p or "crypto" in p)
+    return f"{len(libraries)} shared libraries mapped ({', '.join(tls) or 'no libssl'})"
 
 
 def run_agent(label: str, pythonpath: Path, hub_api: str, user: str, token: str, minutes: float, sample: float,
@@ -75,7 +76,7 @@ def run_agent(label: str, pythonpath: Path, hub_api: str, user: str, token: str,
         ready = time.perf_counter() - started
         time.sleep(0.5)
         cpu_start, rss = loadkit.cpu_seconds(proc.pid), [loadkit.rss_mib(proc.pid)]
-        libraries = modules_held(proc.pid)
+        libraries = libraries_mapped(proc.pid)
         deadline = time.monotonic() + minutes * 60
         while time.monotonic() < deadline:
             time.sleep(min(sample, max(0.0, deadline - time.monotonic())))
