@@ -22,6 +22,7 @@ from jupyterhub.app import JupyterHub
 from kubernetes_asyncio.client import ApiClient
 
 from dlaas_hub.errors import ConfigError
+from dlaas_hub.ops.cli import main
 from dlaas_hub.profiles.catalog import load_directory
 from dlaas_hub.spawners import DLaaSKubeSpawner
 from dlaas_hub.spawners.mixin import check_spawner_config
@@ -35,9 +36,20 @@ VALUES_FILE = ROOT / "helm-values" / "values.yaml"
 VALUES = yaml.safe_load(VALUES_FILE.read_text())
 IMAGE_PROFILES = "/usr/local/share/dlaas-hub/profiles"  # where hub-image/Dockerfile copies profiles/
 CRYPT_KEYS = ["c" * 64]
-# The docs' secrets file, filled in (docs/operators/deploy.md, "Write the values and the secrets").
-SECRETS = {"hub": {"config": {"DLaaSAuthenticator": {"client_secret": "from-secrets-yaml"},
-                              "CryptKeeper": {"keys": CRYPT_KEYS}}}}
+
+
+def docs_secrets() -> dict:
+    """The secrets file of docs/operators/deploy.md ("Write the values and the secrets"), filled in."""
+    guide = (ROOT / "docs" / "operators" / "deploy.md").read_text()
+    block = next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "CryptKeeper" in b)
+    config = block["hub"]["config"]
+    assert config["DLaaSAuthenticator"]["client_secret"].startswith("<") and config["CryptKeeper"]["keys"][0][0] == "<"
+    config["DLaaSAuthenticator"]["client_secret"] = "from-secrets-yaml"
+    config["CryptKeeper"]["keys"] = CRYPT_KEYS
+    return block
+
+
+SECRETS = docs_secrets()
 KUBERNETES = ["1.29", "1.30", "1.31", "1.32", "1.33"]
 RELEASE, NAMESPACE = "dlaas", "dlaas"  # as docs/operators/deploy.md installs
 
@@ -105,6 +117,19 @@ def test_every_rendered_object_is_valid_for_kubernetes_1_29_to_1_33(chart, tmp_p
     for version in KUBERNETES:
         for obj in objects:
             kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.parametrize("layer, finding", [
+    ({"singleuser": {"profileList": [{"display_name": "Chart's own", "kubespawner_override": {}}]}},
+     "error: singleuser.profileList: must stay empty"),
+    ({"hub": {"config": {"DLaaSAuthenticator": {"allowed_group": ["/escape"]}}}},
+     "error: DLaaSAuthenticator.allowed_group: DLaaSAuthenticator has no such setting"),
+])
+def test_check_config_refuses_what_helm_renders_without_a_word(chart, tmp_path, capsys, layer, finding):
+    deploy(chart, tmp_path, layer)  # Helm renders it: the chart's schema leaves hub.config and profiles open
+    files = values_files(tmp_path / "check", layer)
+    assert main(["check-config", *map(str, files), "--profiles", str(ROOT / "profiles")]) == 1
+    assert finding in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("typo, why", [
