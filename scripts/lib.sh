@@ -137,3 +137,25 @@ PY
   install -m 0755 "$work/helm" "$HELM_BIN"
   rm -rf "$work"
 }
+
+# Keycloak, the second OpenID provider the tests run the sign-in against (tests/integration/test_keycloak.py):
+# the server distribution from Maven Central, pinned and checked, unpacked into .tools/ once.
+KEYCLOAK_VERSION=26.7.3
+KEYCLOAK_SHA256=27a6535553c3cdcd083872ba40629efafb3475e3b758e0c6f691395561dd0f1f
+
+ensure_keycloak() {
+  [ -x ".tools/keycloak-$KEYCLOAK_VERSION/bin/kc.sh" ] && return
+  command -v mvn >/dev/null || { echo "== no mvn: the Keycloak tests will skip (they need Maven to fetch Keycloak)"; return; }
+  echo "== installing Keycloak $KEYCLOAK_VERSION into .tools/ (Maven Central's keycloak-quarkus-dist)"
+  local work
+  work="$(mktemp -d)"
+  mvn -q -B dependency:copy -Dartifact="org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:zip" \
+    -DoutputDirectory="$work" >/dev/null || { rm -rf "$work"; die "could not fetch keycloak-quarkus-dist $KEYCLOAK_VERSION"; }
+  echo "$KEYCLOAK_SHA256  $work/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" | sha256sum --quiet -c - \
+    || { rm -rf "$work"; die "keycloak-quarkus-dist $KEYCLOAK_VERSION: sha256 is not $KEYCLOAK_SHA256"; }
+  mkdir -p .tools
+  .venv/bin/python -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+    "$work/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" .tools
+  chmod +x ".tools/keycloak-$KEYCLOAK_VERSION/bin/"*.sh
+  rm -rf "$work"
+}

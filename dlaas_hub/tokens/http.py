@@ -61,6 +61,24 @@ def oauth_error_code(document) -> str | None:
     return None
 
 
+#: What of a provider's ``error_description`` is kept: printable text, a line's worth, without any
+#: run of 16 or more characters that could be a code, a token or a key.
+_DESCRIPTION_CHARS = 160
+_OPAQUE = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
+
+
+def oauth_error_description(document) -> str | None:
+    """RFC 6749's ``error_description``, made safe for a log line and a page: printable characters only
+    (no line breaks, no control characters), at most a line's worth. The provider's words, which often
+    say what the code cannot (Keycloak: "Audience not found"); a run that could be a code or a token
+    is replaced, so none reaches a log or a page."""
+    if not isinstance(document, dict) or not isinstance(document.get("error_description"), str):
+        return None
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in document["error_description"]).split())
+    text = _OPAQUE.sub("[…]", text)  # a code or token some providers echo back: never kept
+    return (text[:_DESCRIPTION_CHARS - 1] + "…" if len(text) > _DESCRIPTION_CHARS else text) or None
+
+
 class ProviderClient:
     """What :func:`request_json` needs of a client: a bounded slot, one request, closing."""
 
@@ -185,8 +203,9 @@ def _document(status: int, body: bytes, *, url: str, label: str, expect_json: bo
         raise IAMError(label, f"HTTP {status} from {safe_url(url)}", status=status,
                        error=oauth_error_code(document), transient=True)
     if status >= 400:
-        error = oauth_error_code(document)
-        raise IAMError(label, f"HTTP {status} from {safe_url(url)}" + (f" ({error})" if error else ""),
+        error, description = oauth_error_code(document), oauth_error_description(document)
+        said = ": ".join(filter(None, (error, description)))
+        raise IAMError(label, f"HTTP {status} from {safe_url(url)}" + (f" ({said})" if said else ""),
                        status=status, error=error)
     if status >= 300:
         raise IAMError(label, f"unexpected redirect (HTTP {status}) from {safe_url(url)}", status=status)

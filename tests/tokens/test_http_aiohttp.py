@@ -84,12 +84,13 @@ async def test_query_parameters_are_encoded(server, client):
 
 
 async def test_4xx_is_definitive_and_not_retried(server, client):
-    server.answers = [(400, {"error": "invalid_grant", "error_description": "secret-ish"})]
+    server.answers = [(400, {"error": "invalid_grant",
+                             "error_description": "Code eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln is\n invalid"})]
     with pytest.raises(IAMError) as info:
         await request_json(client, "POST", server.url + "/token", label="code", retries=3, backoff=0)
     assert len(server.requests) == 1
     assert (info.value.error, info.value.transient) == ("invalid_grant", False)
-    assert "secret-ish" not in str(info.value)
+    assert str(info.value).endswith("(invalid_grant: Code […] is invalid)") and "eyJ" not in str(info.value)
 
 
 async def test_5xx_is_retried_then_recovers(server, client):

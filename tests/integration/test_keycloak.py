@@ -1,0 +1,201 @@
+"""The whole sign-in path against a second, independent OpenID provider: a real Keycloak.
+
+Keycloak (the server distribution, dev mode with its file database, the realm of
+dev-keycloak/escape-realm.json) stands where INDIGO IAM stands in the other tests: sign-in with PKCE
+and nonce, groups by full path, both token exchanges (RFC 8693, Keycloak's standard token exchange),
+Keycloak's refusals reaching the scientist as a page, renewal, revocation and RP-initiated logout.
+Needs Keycloak in .tools/ and Java 21 or later (./scripts/test installs the one, finds the other);
+without them the module skips saying so, and fails in CI.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import time
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from dlaas_hub.dev import devservices, keycloakserver
+
+from .conftest import start_hub
+
+pytestmark = pytest.mark.integration
+TOKEN_LIFE = 40  # seconds: the realm's access token lifespan here, so that a renewal comes within the test
+TARGETS = {
+    # Keycloak: `audience` names a client of the realm, and only narrows what the client's scopes bring
+    # in; the target's own client scope (eos-eulake, rucio) is what adds the audience to the token.
+    "eos": {"audience": "eos-eulake", "scope": "openid eos-eulake"},
+    "rucio": {"audience": "rucio", "scope": "openid rucio"},
+    # Two of Keycloak's refusals, on optional targets: an audience no client has, and one the scopes
+    # do not bring in.
+    "nosuch": {"audience": "no-such-storage", "scope": "openid", "required": False},
+    "narrow": {"audience": "rucio", "scope": "openid", "required": False},
+}
+
+
+@pytest.fixture(scope="module")
+def keycloak(ports, client_secret, tmp_path_factory):
+    try:
+        keycloakserver.keycloak_home()
+        keycloakserver.java_home()
+    except devservices.ServiceError as e:
+        if os.environ.get("DLAAS_REQUIRE_KEYCLOAK"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    hub_url = f"http://127.0.0.1:{ports['hub']}"
+    server = keycloakserver.start_keycloak(
+        tmp_path_factory.mktemp("keycloak"), devservices.free_port(), client_secret=client_secret,
+        redirect_uris=[f"{hub_url}/hub/oauth_callback"], post_logout_uris=[f"{hub_url}/hub/login"],
+        access_token_lifespan=TOKEN_LIFE)
+    print(f"Keycloak {keycloakserver.VERSION} started in {server.started_in:.1f} s")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(keycloak, ports, client_secret, tmp_path_factory):
+    hub = start_hub(tmp_path_factory.mktemp("hub"), hub_port=ports["hub"], iam_url=keycloak.issuer,
+                    client_secret=client_secret, exchange_targets=TARGETS,
+                    overrides={"DLaaSAuthenticator.client_id": keycloakserver.CLIENT_ID})
+    yield hub
+    devservices.stop(hub.proc)
+
+
+def browser(hub) -> httpx.Client:
+    client = httpx.Client(timeout=30)
+
+    def loopback_is_a_secure_context(response):
+        # Keycloak marks its cookies Secure even on http://127.0.0.1; browsers send them there (a
+        # loopback origin is a secure context), http.cookiejar does not: do as browsers do.
+        for cookie in client.cookies.jar:
+            cookie.secure = False
+
+    client.event_hooks["response"].append(loopback_is_a_secure_context)
+    return client
+
+
+def sign_in(hub, client: httpx.Client, username: str) -> tuple[httpx.Response, bool]:
+    """Click "Sign in" and answer Keycloak's form if it asks; returns the hub's last answer and whether
+    the password was asked."""
+    response, asked = client.get(f"{hub.url}/hub/oauth_login"), False
+    for _ in range(20):
+        if response.status_code in (301, 302, 303, 307):
+            target = urljoin(str(response.url), response.headers["location"])
+            if target.startswith(hub.url) and not target.startswith(f"{hub.url}/hub/oauth_callback"):
+                return response, asked
+            response = client.get(target)
+        elif response.status_code == 200 and 'id="kc-form-login"' in response.text:
+            asked = True
+            action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', response.text).group(1))
+            response = client.post(action, data={"username": username,
+                                                 "password": keycloakserver.PASSWORDS[username]})
+        else:
+            return response, asked
+    raise AssertionError("too many redirects")
+
+
+def claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+@pytest.fixture(scope="module")
+def maria(hub):
+    client = browser(hub)
+    answer, asked = sign_in(hub, client, "mariaska")
+    assert asked and answer.status_code == 302, answer.text[-2000:]
+    yield client
+    client.close()
+
+
+def test_sign_in_binds_the_account_to_keycloaks_subject_and_reads_groups_by_path(hub, maria):
+    user = hub.api("GET", "/users/mariaska").json()
+    assert sorted(user["groups"]) == ["/escape", "/escape/ska"]
+    state = user["auth_state"]
+    id_token = claims(state["id_token"])
+    assert re.fullmatch(r"[0-9a-f-]{36}", id_token["sub"])  # Keycloak's subjects are UUIDs
+    assert id_token["preferred_username"] == "mariaska" and id_token["nonce"]
+    assert id_token["iss"] == hub.iam_url  # the issuer, as --hostname pins it
+
+
+def test_both_exchanges_give_tokens_for_their_audience_about_the_same_subject(hub, maria):
+    state = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    subject = claims(state["id_token"])["sub"]
+    for target, audience in (("eos", "eos-eulake"), ("rucio", "rucio")):
+        token = claims(state["exchanged"][target]["access_token"])
+        audiences = token["aud"] if isinstance(token["aud"], list) else [token["aud"]]
+        assert audiences == [audience], (target, token["aud"])  # narrowed to that storage alone
+        assert token["sub"] == subject and token["azp"] == keycloakserver.CLIENT_ID
+        assert "refresh_token" not in state["exchanged"][target]  # Keycloak issues none with an exchange
+
+
+def test_keycloaks_refusals_reach_the_token_page_and_the_log_in_words(hub, maria):
+    page = maria.get(f"{hub.url}/hub/dlaas/tokens")
+    assert page.status_code == 200
+    state = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    errors = state["exchange_errors"]
+    assert errors["nosuch"]["error"] == "invalid_client" and "Audience not found" in errors["nosuch"]["reason"]
+    assert errors["narrow"]["error"] == "invalid_request" and "Requested audience not available" in \
+        errors["narrow"]["reason"]
+    for target in ("nosuch", "narrow"):
+        assert f'data-target="{target}"' in page.text and errors[target]["error"] in page.text
+    log = hub.log()
+    assert log.count("Token exchange for target nosuch failed for user mariaska") == 1
+
+
+def test_an_outsider_gets_a_readable_refusal(hub):
+    client = browser(hub)
+    answer, asked = sign_in(hub, client, "outsider")
+    assert asked and answer.status_code == 403
+    assert "not in a group" in answer.text or "groups" in answer.text
+
+
+def test_renewal_refreshes_the_sign_in_token_then_exchanges_again(hub, maria):
+    before = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    first = claims(before["exchanged"]["eos"]["access_token"])
+    scopes = ["custom:dlaas:tokens!user", "access:servers!user"]  # a server's token
+    token = hub.api("POST", "/users/mariaska/tokens", json={"scopes": scopes, "note": "agent"}).json()["token"]
+    deadline = time.monotonic() + 3 * TOKEN_LIFE
+    while True:  # what a server's token agent does: ask, and get renewed files once they are due
+        answer = httpx.get(f"{hub.url}/hub/api/dlaas/users/mariaska/credentials", params={"server": ""},
+                           headers={"Authorization": f"token {token}"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        after = hub.api("GET", "/users/mariaska").json()["auth_state"]
+        renewed = claims(after["exchanged"]["eos"]["access_token"])
+        if renewed["iat"] > first["iat"]:
+            break
+        assert time.monotonic() < deadline, "the exchanged tokens were never renewed"
+        time.sleep(3)
+    assert renewed["aud"] in ("eos-eulake", ["eos-eulake"]) and renewed["sub"] == first["sub"]
+    assert after["access_token"] != before["access_token"]  # the sign-in token was refreshed first
+    files = {f["name"]: f["content"] for f in answer.json()["files"]}
+    assert after["exchanged"]["eos"]["access_token"] in files["eos-bearer-token"]
+
+
+def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(hub, client_secret):
+    client = browser(hub)
+    answer, asked = sign_in(hub, client, "alice")
+    assert asked and answer.status_code == 302
+    state = hub.api("GET", "/users/alice").json()["auth_state"]
+    page = client.get(f"{hub.url}/hub/logout")
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    logout = client.post(f"{hub.url}/hub/logout", data={"_xsrf": xsrf})
+    assert logout.status_code == 302
+    target = urlsplit(logout.headers["location"])
+    params = {k: v[0] for k, v in parse_qs(target.query).items()}
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{hub.iam_url}/protocol/openid-connect/logout"
+    assert params["id_token_hint"] == state["id_token"]
+    assert params["post_logout_redirect_uri"] == f"{hub.url}/hub/login"
+    back = client.get(logout.headers["location"])  # with id_token_hint, Keycloak asks no confirmation
+    assert back.status_code in (302, 303) and back.headers["location"] == f"{hub.url}/hub/login"
+    refused = httpx.post(f"{hub.iam_url}/protocol/openid-connect/token",
+                         auth=(keycloakserver.CLIENT_ID, client_secret),
+                         data={"grant_type": "refresh_token", "refresh_token": state["refresh_token"]})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"  # revoked (RFC 7009)
+    assert "Sign-out of alice: refresh token revoked at the provider" in hub.log()
+    _, asked = sign_in(hub, client, "alice")
+    assert asked  # the next sign-in asks for the password
