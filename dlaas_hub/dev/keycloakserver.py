@@ -97,9 +97,18 @@ class KeycloakServer:
                              headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     def sessions_of(self, username: str) -> list[dict]:
-        """The user's sessions at Keycloak (a browser's single sign-on, the hub's offline session)."""
+        """The user's online sessions at Keycloak (a browser's single sign-on)."""
         (user,) = self.admin("GET", f"/users?username={username}&exact=true").json()
         return self.admin("GET", f"/users/{user['id']}/sessions").json()
+
+    def offline_sessions_of(self, username: str, client_id: str = CLIENT_ID) -> list[dict]:
+        """The user's offline sessions with that client: what the hub's refresh token (offline_access) holds.
+
+        Keycloak turns the browser's session into this one when the code is exchanged with
+        ``offline_access`` in the scope: no single sign-on session is left in the browser."""
+        (user,) = self.admin("GET", f"/users?username={username}&exact=true").json()
+        (client,) = self.admin("GET", f"/clients?clientId={client_id}").json()
+        return self.admin("GET", f"/users/{user['id']}/offline-sessions/{client['id']}").json()
 
     @property
     def issuer(self) -> str:

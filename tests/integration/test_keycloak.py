@@ -176,10 +176,13 @@ def test_renewal_refreshes_the_sign_in_token_then_exchanges_again(hub, maria):
     assert after["exchanged"]["eos"]["access_token"] in files["eos-bearer-token"]
 
 
-def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(hub, client_secret):
+def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(hub, keycloak, client_secret):
     client = browser(hub)
     answer, asked = sign_in(hub, client, "alice")
     assert asked and answer.status_code == 302
+    # What the hub's refresh token holds at Keycloak: an offline session (offline_access, the hub's scope,
+    # for renewals over days), into which Keycloak turned the browser's own session.
+    assert len(keycloak.offline_sessions_of("alice")) == 1 and keycloak.sessions_of("alice") == []
     state = hub.api("GET", "/users/alice").json()["auth_state"]
     page = client.get(f"{hub.url}/hub/logout")
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
@@ -196,6 +199,7 @@ def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(h
                          auth=(keycloakserver.CLIENT_ID, client_secret),
                          data={"grant_type": "refresh_token", "refresh_token": state["refresh_token"]})
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"  # revoked (RFC 7009)
+    assert keycloak.offline_sessions_of("alice") == []  # and with it the session it held
     assert "Sign-out of alice: refresh token revoked at the provider" in hub.log()
     _, asked = sign_in(hub, client, "alice")
     assert asked  # the next sign-in asks for the password
