@@ -27,6 +27,7 @@ from ..spawners import DLaaSKubeSpawner, DLaaSLocalSpawner
 from ..tokens.exchange import ExchangeTarget, eos_refusal
 from .chartschema import coalesce, schema_problems
 from .extraconfig import SnippetError, read_snippets
+from .online import provider_findings
 
 AUTHENTICATORS = {"dlaas", "DLaaSAuthenticator", "dlaas_hub.authenticator.DLaaSAuthenticator",
                   "dlaas_hub.auth.authenticator.DLaaSAuthenticator"}
@@ -445,6 +446,11 @@ def main(args) -> int:
         print(f"error: cannot read the configuration: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     findings = check(deploy, profiles_dir=Path(args.profiles) if args.profiles else None)
+    issuer = deploy.section("DLaaSAuthenticator").get("oidc_issuer")
+    if getattr(args, "online", False) and isinstance(issuer, str) and not issuer_problem(issuer):
+        findings += [Finding(*f) for f in provider_findings(
+            issuer, exchange_targets=bool(deploy.section("DLaaSAuthenticator").get("exchange_targets")))]
+        findings.sort(key=lambda f: f.level != "error")
     for finding in findings:
         print(finding)
     errors = sum(f.level == "error" for f in findings)

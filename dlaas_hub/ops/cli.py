@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="jupyterhub_config.py, or values.yaml [secrets.yaml ...]")
     check.add_argument("--profiles", metavar="DIR",
                        help="the profiles folder the hub will read (default: the configured profiles_dir)")
+    check.add_argument("--online", action="store_true",
+                       help="also ask the identity provider (its discovery document): the issuer it names, and "
+                            "whether it offers the grants the hub uses, token exchange among them")
 
     profiles = commands.add_parser("profiles", help="check the experiments' profiles")
     profile_commands = profiles.add_subparsers(dest="profiles_command", required=True)

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dlaas_hub.dev import devservices
+from dlaas_hub.ops.cli import main
 
 from .conftest import CLIENT_ID, PASSWORDS
 
@@ -236,3 +237,12 @@ def test_the_readmes_node_requirement_is_one_the_providers_library_supports():
     assert "Unsupported runtime" not in result.stderr + result.stdout
     readme = (devservices.REPO_ROOT / "README.md").read_text()
     assert "Node.js 20+" in readme
+
+
+def test_check_config_online_finds_the_development_iams_grants(dev_iam, tmp_path, capsys):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(f"c.JupyterHub.authenticator_class = 'dlaas'\nc.DLaaSAuthenticator.oidc_issuer = {dev_iam!r}\n"
+                      "c.DLaaSAuthenticator.client_id = 'x'\nc.DLaaSAuthenticator.client_secret = 's'\n"
+                      "c.DLaaSAuthenticator.exchange_targets = {'eos': {'audience': 'eos', 'scope': 'openid'}}\n"
+                      f"c.CryptKeeper.keys = ['{'a' * 64}']\n")
+    assert main(["check-config", str(config), "--online"]) == 0, capsys.readouterr().out

@@ -21,6 +21,7 @@ import jwt
 import pytest
 
 from dlaas_hub.dev import devservices, keycloakserver
+from dlaas_hub.ops.cli import main
 
 from .conftest import start_hub
 
@@ -203,3 +204,13 @@ def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(h
     assert "Sign-out of alice: refresh token revoked at the provider" in hub.log()
     _, asked = sign_in(hub, client, "alice")
     assert asked  # the next sign-in asks for the password
+
+
+def test_check_config_online_finds_keycloaks_token_exchange(keycloak, tmp_path, capsys):
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(f"c.JupyterHub.authenticator_class = 'dlaas'\n"
+                      f"c.DLaaSAuthenticator.oidc_issuer = {keycloak.issuer!r}\n"
+                      f"c.DLaaSAuthenticator.client_id = 'dlaas-hub'\nc.DLaaSAuthenticator.client_secret = 's'\n"
+                      f"c.DLaaSAuthenticator.exchange_targets = {TARGETS!r}\nc.CryptKeeper.keys = ['{'a' * 64}']\n")
+    assert main(["check-config", str(config), "--online"]) == 0, capsys.readouterr().out
+    assert "oidc_issuer" not in capsys.readouterr().out  # the provider offers every grant the hub uses
