@@ -14,6 +14,7 @@ import html
 import os
 import re
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -24,6 +25,7 @@ from dlaas_hub.dev import devservices, keycloakserver
 from dlaas_hub.ops.cli import main
 
 from .conftest import start_hub
+from .test_spawn import server_environ, start, stop
 
 pytestmark = pytest.mark.integration
 TOKEN_LIFE = 40  # seconds: the realm's access token lifespan here, so that a renewal comes within the test
@@ -175,6 +177,31 @@ def test_renewal_refreshes_the_sign_in_token_then_exchanges_again(hub, maria):
     assert after["access_token"] != before["access_token"]  # the sign-in token was refreshed first
     files = {f["name"]: f["content"] for f in answer.json()["files"]}
     assert after["exchanged"]["eos"]["access_token"] in files["eos-bearer-token"]
+
+
+def test_a_running_server_gets_keycloaks_tokens_and_their_renewals(hub, keycloak, maria):
+    server = start(hub, "mariaska", "minimal")
+    try:
+        token_file = Path(server_environ(server)["DLAAS_EOS_TOKEN_FILE"])
+        deadline = time.monotonic() + 30
+        while not token_file.exists():
+            assert time.monotonic() < deadline, "the server's token agent wrote no EOS token"
+            time.sleep(0.3)
+        first = token_file.read_text()
+        signing_keys = jwt.PyJWKClient(f"{keycloak.issuer}/protocol/openid-connect/certs")
+        key = signing_keys.get_signing_key_from_jwt(first).key
+        claims_first = jwt.decode(first, key=key, algorithms=["RS256"], audience="eos-eulake", issuer=keycloak.issuer)
+        deadline = time.monotonic() + 3 * TOKEN_LIFE
+        while token_file.read_text() == first:  # the agent renews it before it expires
+            assert time.monotonic() < deadline, "the server's EOS token was never renewed"
+            time.sleep(2)
+        renewed, renewed_at = token_file.read_text(), time.time()
+        claims_renewed = jwt.decode(renewed, key=signing_keys.get_signing_key_from_jwt(renewed).key,
+                                    algorithms=["RS256"], audience="eos-eulake", issuer=keycloak.issuer)
+        assert claims_renewed["sub"] == claims_first["sub"] and claims_renewed["exp"] > claims_first["exp"]
+        assert claims_first["exp"] >= renewed_at - 2.5  # replaced before the old one ran out (polled every 2 s)
+    finally:
+        stop(hub, "mariaska")
 
 
 def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(hub, keycloak, client_secret):
