@@ -35,7 +35,7 @@ HOME = REPO_ROOT / ".tools" / f"keycloak-{VERSION}"
 REALM_FILE = REPO_ROOT / "dev-keycloak" / "escape-realm.json"
 REALM = "escape"
 CLIENT_ID = "dlaas-hub"
-PASSWORDS = {"mariaska": "maria-demo", "alice": "alice-demo", "outsider": "outsider-demo"}
+PASSWORDS = {"mariaska": "maria-demo", "alice": "alice-demo", "hubadmin": "hubadmin-demo", "outsider": "outsider-demo"}
 HOW_TO_INSTALL = f"./scripts/test installs Keycloak {VERSION} into .tools/ (Maven Central) and needs Java 21 or later"
 
 
@@ -87,14 +87,14 @@ class KeycloakServer:
     started_in: float
     admin_password: str  # of the bootstrap administrator "admin", for the tests' look at sessions
 
-    def admin(self, method: str, path: str) -> httpx.Response:
-        """Keycloak's admin REST API for this realm, as its bootstrap administrator."""
+    def admin(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """Keycloak's admin REST API for this realm, as its bootstrap administrator (``kwargs`` as httpx's)."""
         base = f"http://127.0.0.1:{self.port}"
         token = httpx.post(f"{base}/realms/master/protocol/openid-connect/token", data={
             "grant_type": "password", "client_id": "admin-cli", "username": "admin",
             "password": self.admin_password}).json()["access_token"]
         return httpx.request(method, f"{base}/admin/realms/{REALM}{path}",
-                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
+                             headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs)
 
     def sessions_of(self, username: str) -> list[dict]:
         """The user's online sessions at Keycloak (a browser's single sign-on)."""
@@ -109,6 +109,13 @@ class KeycloakServer:
         (user,) = self.admin("GET", f"/users?username={username}&exact=true").json()
         (client,) = self.admin("GET", f"/clients?clientId={client_id}").json()
         return self.admin("GET", f"/users/{user['id']}/offline-sessions/{client['id']}").json()
+
+    def events_of(self, username: str, event_type: str, since: float = 0.0) -> list[dict]:
+        """Keycloak's own record of the user's ``event_type`` events (``REFRESH_TOKEN``, ``TOKEN_EXCHANGE``)
+        since ``since`` (seconds since the epoch): what reached the provider, counted where it arrived."""
+        (user,) = self.admin("GET", f"/users?username={username}&exact=true").json()
+        events = self.admin("GET", "/events", params={"user": user["id"], "type": event_type, "max": 1000}).json()
+        return [e for e in events if e["time"] >= since * 1000]
 
     @property
     def issuer(self) -> str:

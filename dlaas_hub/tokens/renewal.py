@@ -7,6 +7,8 @@ Hub-free: the authenticator supplies the provider calls. The rules:
   then one exchange per due target, however many requests ask at the same time (single flight);
 - a transient failure (timeout, 5xx, refused connection) keeps the still-valid tokens and the user's
   login, and blocks new attempts for a jittered, growing backoff, so a failing IAM is not hammered;
+- an exchange refused for the subject token itself on every due target (``invalid_grant``: revoked
+  early; Keycloak's ``access_denied``: issued to another client) is tried once more after a refresh;
 - only a definitive refusal of the refresh token (``invalid_grant``) ends the login, and it is recorded
   in the auth_state (``login_expired``), so that nothing asks the provider again until the user
   signs in anew (a refresh answer lost with a killed hub ends here when the provider rotates
@@ -26,6 +28,11 @@ from .claims import jwt_expiry, subject_mismatch
 from .exchange import ExchangedToken, ExchangeTarget
 from .http import IAMError
 from .limiter import renewal_priority
+
+# An exchange refused for what the subject token is, not for the target: ``invalid_grant`` (revoked,
+# expired) and Keycloak's ``access_denied`` "Client is not within the token audience" (issued to
+# another client).
+SUBJECT_REFUSALS = frozenset({"invalid_grant", "access_denied"})
 
 
 class LoginExpired(Exception):
@@ -176,9 +183,13 @@ class Renewer:
                 await self._refresh(key, auth_state, now)
                 result.refreshed = True
             outcomes = await self.exchange(auth_state["access_token"], targets)
-            if not result.refreshed and refresh_token and all(
-                    getattr(o, "error", None) == "invalid_grant" for o in outcomes.values()):
-                # The broad token was revoked or expired before its time: refresh, try once more.
+            refused = {getattr(o, "error", None) for o in outcomes.values()}
+            if not result.refreshed and refresh_token and refused <= SUBJECT_REFUSALS:
+                # The broad token was revoked or expired before its time, or was issued to another
+                # client (Keycloak's 403 after the hub's client changed): refresh, try once more. A
+                # refresh token of another client is refused in turn, and the user signs in again.
+                self._warn("Re-exchange of %s's %s tokens refused (%s); refreshing the sign-in token to try once more",
+                           key, ", ".join(outcomes), "; ".join(sorted({o.reason for o in outcomes.values()})))
                 await self._refresh(key, auth_state, now)
                 result.refreshed = True
                 outcomes = await self.exchange(auth_state["access_token"], targets)

@@ -10,6 +10,7 @@ without them the module skips saying so, and fails in CI.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 
 from dlaas_hub.dev import devservices, keycloakserver
 from dlaas_hub.ops.cli import main
+from dlaas_hub.tokens.renewal import due_at
 
 from .conftest import start_hub
 from .test_spawn import server_environ, start, stop
@@ -160,6 +162,14 @@ def test_profiles_follow_keycloaks_groups(hub, maria):
     assert 'value="minimal"' in page and 'value="ska-sdc1"' not in page
 
 
+def test_keycloaks_admin_group_makes_hub_admins(hub, maria):
+    client = browser(hub)
+    answer, _ = sign_in(hub, client, "hubadmin")
+    assert answer.status_code == 302
+    assert hub.api("GET", "/users/hubadmin").json()["admin"] is True  # a member of /escape/admins
+    assert hub.api("GET", "/users/mariaska").json()["admin"] is False
+
+
 def test_a_required_storage_keycloak_refuses_stops_the_sign_in_with_a_page_in_words(keycloak, ports, client_secret,
                                                                                       tmp_path):
     # The same realm, a hub whose required EOS target names an audience Keycloak has no client for.
@@ -206,6 +216,34 @@ def test_renewal_refreshes_the_sign_in_token_then_exchanges_again(hub, maria):
     assert after["access_token"] != before["access_token"]  # the sign-in token was refreshed first
     files = {f["name"]: f["content"] for f in answer.json()["files"]}
     assert after["exchanged"]["eos"]["access_token"] in files["eos-bearer-token"]
+
+
+def test_a_workshop_asking_at_once_reaches_keycloak_with_one_refresh(hub, keycloak, maria):
+    # Twenty requests for the same user's files once her tokens are due (a restarted agent, a token page,
+    # the status bar): one refresh and one exchange per storage, as Keycloak itself counts them.
+    state = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    eos = state["exchanged"]["eos"]
+    due = max(due_at(eos["expires_at"], margin=300, lifetime=eos["lifetime"]),  # the hub's default margin
+              due_at(state["access_token_expires_at"], margin=300, lifetime=state["access_token_lifetime"]))
+    scopes = ["custom:dlaas:tokens!user", "access:servers!user"]
+    token = hub.api("POST", "/users/mariaska/tokens", json={"scopes": scopes, "note": "agent"}).json()["token"]
+    time.sleep(max(0.0, due - time.time()) + 1)
+    since = time.time()
+
+    async def ask_at_once() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"token {token}"}) as client:
+            url = f"{hub.url}/hub/api/dlaas/users/mariaska/credentials"
+            return await asyncio.gather(*(client.get(url, params={"server": ""}) for _ in range(20)))
+
+    answers = asyncio.run(ask_at_once())
+    assert [a.status_code for a in answers] == [200] * 20
+    assert len(keycloak.events_of("mariaska", "REFRESH_TOKEN", since)) == 1
+    exchanged = keycloak.events_of("mariaska", "TOKEN_EXCHANGE", since)
+    assert sorted(e["details"]["audience"] for e in exchanged) == ["eos-eulake", "rucio"], exchanged
+    renewed = hub.api("GET", "/users/mariaska").json()["auth_state"]
+    for answer in answers:  # each waited for the one renewal, and carries its token
+        files = {f["name"]: f["content"] for f in answer.json()["files"]}
+        assert renewed["exchanged"]["eos"]["access_token"] in files["eos-bearer-token"]
 
 
 def test_a_running_server_gets_keycloaks_tokens_and_their_renewals(hub, keycloak, maria):
@@ -260,7 +298,87 @@ def test_sign_out_revokes_the_refresh_token_and_keycloak_accepts_the_rp_logout(h
     assert held not in {s["id"] for s in keycloak.offline_sessions_of("alice")}  # and with it, its session
     assert "Sign-out of alice: refresh token revoked at the provider" in hub.log()
     _, asked = sign_in(hub, client, "alice")
-    assert asked  # the next sign-in asks for the password
+    assert asked  # as every sign-in with offline_access does; the next test shows the RP logout's part
+
+
+def test_without_offline_access_the_rp_logout_ends_keycloaks_single_sign_on(keycloak, ports, client_secret,
+                                                                             tmp_path):
+    # Without offline_access the refresh token is bound to the browser's session at Keycloak, which
+    # signs the browser in again without a password. Revoking that refresh token would end the
+    # session too (measured); with revocation off, this shows the RP-initiated logout's own part.
+    scope = ["openid", "profile", "email", "wlcg.groups"]
+    other = start_hub(tmp_path, hub_port=ports["hub2"], iam_url=keycloak.issuer, client_secret=client_secret,
+                      exchange_targets={"eos": TARGETS["eos"]},
+                      overrides={"DLaaSAuthenticator.client_id": keycloakserver.CLIENT_ID,
+                                 "DLaaSAuthenticator.scope": scope, "DLaaSAuthenticator.revoke_on_logout": False})
+    try:
+        client = browser(other)
+        answer, asked = sign_in(other, client, "alice")
+        assert asked and answer.status_code == 302
+        refresh = claims(other.api("GET", "/users/alice").json()["auth_state"]["refresh_token"])
+        assert refresh["typ"] == "Refresh" and refresh["sid"] in {s["id"] for s in keycloak.sessions_of("alice")}
+        answer, asked = sign_in(other, client, "alice")
+        assert answer.status_code == 302 and not asked  # Keycloak's single sign-on: no password
+        state = other.api("GET", "/users/alice").json()["auth_state"]
+        page = client.get(f"{other.url}/hub/logout")
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        logout = client.post(f"{other.url}/hub/logout", data={"_xsrf": xsrf})
+        assert logout.status_code == 302 and "id_token_hint=" in logout.headers["location"]
+        assert refresh["sid"] in {s["id"] for s in keycloak.sessions_of("alice")}  # nothing revoked
+        back = client.get(logout.headers["location"])
+        assert back.status_code in (302, 303) and back.headers["location"] == f"{other.url}/hub/login"
+        assert refresh["sid"] not in {s["id"] for s in keycloak.sessions_of("alice")}  # ended by the RP logout
+        refused = httpx.post(f"{keycloak.issuer}/protocol/openid-connect/token",
+                             auth=(keycloakserver.CLIENT_ID, client_secret),
+                             data={"grant_type": "refresh_token", "refresh_token": state["refresh_token"]})
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"  # and its tokens
+        answer, asked = sign_in(other, client, "alice")
+        assert asked and answer.status_code == 302  # the next sign-in asks for the password
+    finally:
+        devservices.stop(other.proc)
+
+
+def test_tokens_of_the_hubs_previous_client_send_the_scientist_to_sign_in_again(keycloak, ports, client_secret,
+                                                                                  tmp_path):
+    # The operator moves the hub to a new client of the realm and adds Rucio. The sign-in tokens stored
+    # before name the old client in azp: Keycloak refuses to exchange them for the new one (403
+    # access_denied "Client is not within the token audience") and to refresh them. The scientist is
+    # sent to sign in again, and gets both storages' tokens from the new client.
+    template = keycloak.admin("GET", f"/clients?clientId={keycloakserver.CLIENT_ID}").json()[0]
+    successor = {k: v for k, v in template.items() if k not in ("id", "protocolMappers")}
+    successor.update(clientId="dlaas-hub-next", secret=client_secret)
+    created = keycloak.admin("POST", "/clients", json=successor)
+    assert created.status_code == 201, created.text
+    crypt_key = os.urandom(32).hex()
+    before = start_hub(tmp_path, hub_port=ports["hub2"], iam_url=keycloak.issuer, client_secret=client_secret,
+                       exchange_targets={"eos": TARGETS["eos"]}, crypt_key=crypt_key,
+                       overrides={"DLaaSAuthenticator.client_id": keycloakserver.CLIENT_ID})
+    client = browser(before)
+    try:
+        answer, _ = sign_in(before, client, "mariaska")
+        assert answer.status_code == 302
+    finally:
+        devservices.stop(before.proc)
+    after = start_hub(tmp_path, hub_port=ports["hub2"], iam_url=keycloak.issuer, client_secret=client_secret,
+                      exchange_targets={"eos": TARGETS["eos"], "rucio": TARGETS["rucio"]}, crypt_key=crypt_key,
+                      overrides={"DLaaSAuthenticator.client_id": "dlaas-hub-next"})
+    try:
+        page = client.get(f"{after.url}/hub/dlaas/tokens")
+        assert page.status_code == 302 and urlsplit(page.headers["location"]).path == "/hub/login"
+        log = after.log()
+        refusals = [line for line in log.splitlines() if "Client is not within the token audience" in line]
+        assert len(refusals) == 1 and "mariaska" in refusals[0], log[-3000:]
+        assert "The provider refused the refresh token of mariaska" in log
+        answer, _ = sign_in(after, client, "mariaska")
+        assert answer.status_code == 302
+        state = after.api("GET", "/users/mariaska").json()["auth_state"]
+        assert claims(state["access_token"])["azp"] == "dlaas-hub-next"
+        assert sorted(state["exchanged"]) == ["eos", "rucio"] and not state.get("exchange_errors")
+        assert client.get(f"{after.url}/hub/dlaas/tokens").status_code == 200
+    finally:
+        devservices.stop(after.proc)
+        (made,) = keycloak.admin("GET", "/clients?clientId=dlaas-hub-next").json()
+        keycloak.admin("DELETE", f"/clients/{made['id']}")
 
 
 def test_check_config_online_finds_keycloaks_token_exchange(keycloak, tmp_path, capsys):

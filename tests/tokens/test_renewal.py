@@ -52,6 +52,10 @@ def calls(iam):
     return {"refresh": len(iam.refresh_requests), "exchange": len(iam.exchange_requests)}
 
 
+def delta(iam, before):
+    return {name: count - before[name] for name, count in calls(iam).items()}
+
+
 def expire(user, *targets, access=False, in_seconds=10):
     for name in targets:
         user.state["exchanged"][name]["expires_at"] = int(time.time()) + in_seconds
@@ -200,6 +204,42 @@ async def test_revoked_access_token_is_refreshed_and_the_exchange_retried(iam, a
     assert await auth.refresh_user(user) is True
     assert len(iam.refresh_requests) == 1
     assert user.state["exchanged"]["eos"]["expires_at"] > time.time() + 1000
+
+
+KEYCLOAK_FOREIGN_SUBJECT = httpx.Response(403, json={"error": "access_denied",
+                                                     "error_description": "Client is not within the token audience"})
+
+
+async def test_tokens_issued_to_another_client_end_in_a_new_sign_in(iam, auth, user, caplog):
+    # The hub's client changed (Keycloak answers 403 to an exchange of the old client's token, and
+    # refuses its refresh token): the user signs in again, rather than holding "access_denied" errors.
+    iam.exchange_failures.update({"eos-eulake": KEYCLOAK_FOREIGN_SUBJECT, "rucio": KEYCLOAK_FOREIGN_SUBJECT})
+    iam.refresh_token = "the-new-client-does-not-know-the-old-one"
+    expire(user, "eos", "rucio")  # the broad token is not due
+    before = calls(iam)
+    assert await auth.refresh_user(user) is False
+    assert delta(iam, before) == {"refresh": 1, "exchange": 2}
+    assert "invalid_grant" in user.state["login_expired"]["reason"]
+    assert caplog.text.count("Client is not within the token audience") == 1
+
+
+async def test_an_exchange_still_refused_after_a_refresh_is_recorded_once(iam, auth, user):
+    iam.exchange_failures.update({"eos-eulake": KEYCLOAK_FOREIGN_SUBJECT, "rucio": KEYCLOAK_FOREIGN_SUBJECT})
+    expire(user, "eos", "rucio")
+    before = calls(iam)
+    assert await auth.refresh_user(user) is True
+    assert delta(iam, before) == {"refresh": 1, "exchange": 4}  # one refresh, each target tried once more
+    assert user.state["exchange_errors"]["eos"]["error"] == "access_denied"
+    assert "Client is not within the token audience" in user.state["exchange_errors"]["rucio"]["reason"]
+
+
+async def test_a_refusal_of_one_target_alone_asks_for_no_refresh(iam, auth, user):
+    iam.exchange_failures["rucio"] = KEYCLOAK_FOREIGN_SUBJECT
+    expire(user, "eos", "rucio")
+    before = calls(iam)
+    assert await auth.refresh_user(user) is True
+    assert delta(iam, before) == {"refresh": 0, "exchange": 2}  # the sign-in token is fine: eos was exchanged
+    assert user.state["exchange_errors"]["rucio"]["error"] == "access_denied"
 
 
 async def test_one_target_failing_does_not_block_the_other(iam, auth, user):
