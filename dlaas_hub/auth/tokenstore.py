@@ -7,6 +7,7 @@ exchange, renewal and JWT reading themselves are hub-free, in :mod:`dlaas_hub.to
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 
 from tornado import web
@@ -86,6 +87,8 @@ class TokenKeeping(HasTraits):
             int(now + expires_in) if isinstance(expires_in, (int, float)) else None)
         auth_state.update({
             "dlaas_version": AUTH_STATE_VERSION,
+            # Which sign-in these tokens come from: a renewal of an earlier one never overwrites them.
+            "login_id": secrets.token_hex(8),
             # JupyterHub lower-cases names; the Rucio account is the provider's own spelling.
             "iam_username": name if isinstance(name, str) else self.user_info_to_username(user_info),
             "access_token_expires_at": expires_at,

@@ -13,6 +13,7 @@ Hub-free: the authenticator supplies the provider calls. The rules:
   in the auth_state (``login_expired``), so that nothing asks the provider again until the user
   signs in anew (a refresh answer lost with a killed hub ends here when the provider rotates
   refresh tokens: the old one is refused);
+- a renewal never overwrites a sign-in made while it ran (``login_id``): its result is dropped;
 - every refreshed or exchanged token must be about the subject the account is bound to: a token
   about anyone else is never stored, and ends the login.
 """
@@ -37,6 +38,10 @@ SUBJECT_REFUSALS = frozenset({"invalid_grant", "access_denied"})
 
 class LoginExpired(Exception):
     """The provider refused the refresh token: the user has to sign in again."""
+
+
+class _Replaced(Exception):
+    """A new sign-in stored its own tokens while a renewal of the previous ones was under way."""
 
 
 def due_at(expires_at, *, margin: float, lifetime: float | None = None) -> float:
@@ -153,11 +158,31 @@ class Renewer:
             raise LoginExpired("no auth_state")
         if auth_state.get("login_expired"):
             raise LoginExpired("the login has expired")  # recorded earlier: the provider is not asked again
+        login = auth_state.get("login_id")
+
+        async def save_unless_replaced(state: dict) -> None:
+            stored = await load()
+            if stored and stored.get("login_id") != login:
+                raise _Replaced()
+            await save(state)
+
         try:
-            return await self._renew_state(key, auth_state, save)
+            return await self._renew_state(key, auth_state, save_unless_replaced)
+        except _Replaced:
+            pass
         except LoginExpired as e:
-            await self._record_expiry(load, save, str(e))
-            raise
+            try:
+                await self._record_expiry(load, save_unless_replaced, str(e))
+            except _Replaced:
+                pass
+            else:
+                raise
+        # The user signed in again while this renewal was asking the provider: the new sign-in's
+        # tokens are newer than anything it got, and a refusal of the old refresh token is not theirs.
+        self.forget(key)
+        if self.log is not None:
+            self.log.info("A new sign-in of %s replaced the tokens being renewed; keeping the new ones", key)
+        return None
 
     async def _record_expiry(self, load, save, reason: str) -> None:
         auth_state = await load()  # as stored: whatever this attempt changed in memory is not kept

@@ -242,6 +242,45 @@ async def test_a_refusal_of_one_target_alone_asks_for_no_refresh(iam, auth, user
     assert user.state["exchange_errors"]["rucio"]["error"] == "access_denied"
 
 
+def signs_in_during_the_refresh(iam, user) -> dict:
+    """While the provider answers the renewal's refresh, the user signs in anew (another tab): their new
+    sign-in's auth_state is stored. Returns it."""
+    new_sign_in = copy.deepcopy(user.state)
+    new_sign_in.update(login_id="the-new-sign-in", access_token="new-access", refresh_token="new-refresh")
+    answer = iam.token.side_effect
+
+    def refresh_meanwhile(request):
+        if b"grant_type=refresh_token" in request.content:
+            user.state = copy.deepcopy(new_sign_in)
+        return answer(request)
+
+    iam.token.side_effect = refresh_meanwhile
+    return new_sign_in
+
+
+async def test_a_renewal_never_overwrites_a_sign_in_made_while_it_ran(iam, auth, user, caplog):
+    caplog.set_level(logging.INFO)
+    expire(user, "eos", "rucio", access=True)
+    new_sign_in = signs_in_during_the_refresh(iam, user)
+    assert await auth.refresh_user(user) is True
+    assert user.state == new_sign_in  # not the renewal's tokens of the sign-in before
+    assert "A new sign-in of mariaska replaced the tokens being renewed" in caplog.text
+
+
+async def test_a_refused_refresh_does_not_expire_a_sign_in_made_while_it_ran(iam, auth, user):
+    expire(user, "eos", "rucio", access=True)
+    iam.refresh_token = "the-provider-revoked-the-old-one"
+    new_sign_in = signs_in_during_the_refresh(iam, user)
+    assert await auth.refresh_user(user) is True  # the refusal was of the old sign-in's refresh token
+    assert user.state == new_sign_in and "login_expired" not in user.state
+
+
+async def test_each_sign_in_has_its_own_login_id(iam, auth):
+    first = await auth.authenticate(FakeHandler())
+    second = await auth.authenticate(FakeHandler())
+    assert first["auth_state"]["login_id"] != second["auth_state"]["login_id"]
+
+
 async def test_one_target_failing_does_not_block_the_other(iam, auth, user):
     expire(user, "eos", "rucio")
     old_rucio = user.state["exchanged"]["rucio"]
