@@ -69,9 +69,13 @@ class Backoff:
     failures: int = 0
     not_before: float = 0.0
 
-    def failed(self, now: float) -> float:
+    def failed(self, now: float, deadline: float | None = None) -> float:
+        """The pause before the next try; while the tokens in place still work (until ``deadline``), at
+        most half of the time they have left, so that the last tries come before they run out."""
         self.failures += 1
         delay = random.uniform(self.base, max(self.base, min(self.ceiling, self.base * 2 ** (self.failures - 1))))
+        if deadline is not None and deadline > now:
+            delay = min(delay, max(self.base, (deadline - now) / 2))
         self.not_before = now + delay
         return delay
 
@@ -132,6 +136,13 @@ class Renewer:
         access_due = is_due(auth_state.get("access_token_expires_at"), now=now, margin=self.margin,
                             lifetime=auth_state.get("access_token_lifetime"))
         return access_due, targets
+
+    @staticmethod
+    def runs_out(auth_state: dict, targets) -> float | None:
+        """When the first of the due targets' tokens in place expires (None: none is in place)."""
+        exchanged = auth_state.get("exchanged") or {}
+        times = [(exchanged.get(t.name) or {}).get("expires_at") for t in targets]
+        return min((t for t in times if isinstance(t, (int, float))), default=None)
 
     async def renew(self, key: str, load, save) -> RenewalResult | None:
         """Renew the auth_state of ``key`` (a user name) if needed; single flight per key.
@@ -222,7 +233,7 @@ class Renewer:
             if e.error == "invalid_grant":
                 self._warn("The provider refused the refresh token of %s (%s): they must sign in again", key, e)
                 raise LoginExpired(str(e)) from None
-            delay = backoff.failed(now)
+            delay = backoff.failed(now, self.runs_out(auth_state, targets))
             self._warn("Renewing tokens of %s failed (%s); keeping the current ones, next try in %.0f s",
                        key, e, delay)
             # Each due token's renewal failed, whether at the refresh or at its exchange: recorded as
@@ -249,7 +260,7 @@ class Renewer:
                     "error": result.failed[name], "reason": outcome.reason, "at": int(now)}
                 self._warn("Re-exchange of %s's %s token failed: %s", key, name, outcome)
         if transient or (result.failed and not result.exchanged):
-            backoff.failed(now)
+            backoff.failed(now, self.runs_out(auth_state, targets))
         else:
             backoff.succeeded()
         await save(auth_state)

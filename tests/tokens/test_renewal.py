@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from dlaas_hub.tokens import renewal
 from dlaas_hub.tokens.renewal import Backoff, is_due
 
 from ..auth.build import make
@@ -89,6 +90,15 @@ def test_backoff_grows_with_jitter_and_resets():
     assert backoff.not_before > 0
     backoff.succeeded()
     assert backoff.failures == 0 and backoff.not_before == 0
+
+
+def test_backoff_comes_back_before_the_tokens_in_place_run_out():
+    backoff = Backoff(base=5, ceiling=300)
+    backoff.failures = 8  # long into an outage: the next pause would be up to 300 s
+    assert 5 <= backoff.failed(1000, deadline=1060) <= 30  # at most half of the 60 s the tokens have left
+    assert backoff.failed(1000, deadline=1004) == 5  # never below the base
+    delays = [backoff.failed(1000, deadline=990) for _ in range(20)]  # run out already: nothing to save
+    assert max(delays) > 30
 
 
 # -- renewing ---------------------------------------------------------------------------------
@@ -279,6 +289,20 @@ async def test_each_sign_in_has_its_own_login_id(iam, auth):
     first = await auth.authenticate(FakeHandler())
     second = await auth.authenticate(FakeHandler())
     assert first["auth_state"]["login_id"] != second["auth_state"]["login_id"]
+
+
+async def test_through_an_outage_the_hub_tries_again_before_the_tokens_in_place_run_out(iam, auth, user,
+                                                                                          monkeypatch):
+    monkeypatch.setattr(renewal.random, "uniform", lambda low, high: high)  # the jitter's longest pause
+    auth.renewer.backoff_ceiling = 300
+    auth.exchange_retries = 0  # each try one request: the pause between tries is what is tested
+    expire(user, "eos", "rucio", in_seconds=40)
+    iam.exchange_failures.update({"eos-eulake": httpx.Response(503), "rucio": httpx.Response(503)})
+    for _ in range(8):  # eight failed tries: the plain backoff would reach minutes
+        auth.renewer._backoff.get(user.name, Backoff()).not_before = 0
+        assert await auth.refresh_user(user) is True
+    backoff = auth.renewer._backoff[user.name]
+    assert backoff.failures == 8 and backoff.not_before - time.time() <= 20.5
 
 
 async def test_one_target_failing_does_not_block_the_other(iam, auth, user):
