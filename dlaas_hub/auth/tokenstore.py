@@ -62,7 +62,8 @@ class TokenKeeping(HasTraits):
     refresh_backoff = Float(
         5.0,
         config=True,
-        help="First pause, in seconds, after a failed renewal; it doubles (with jitter) up to 5 minutes.",
+        help="First pause, in seconds, after a failed renewal; it doubles (with jitter) up to 5 minutes, "
+             "but never beyond half the time the user's tokens in place have left.",
     )
 
     @validate("exchange_targets")
