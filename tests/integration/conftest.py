@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -21,6 +22,27 @@ EXCHANGE_TARGETS = {
     "rucio": {"audience": "rucio", "scope": "openid profile"},
 }
 PASSWORDS = devservices.dev_iam_passwords()
+# The servers' own environment, as a profile's image holds it (./scripts/test installs it).
+SINGLEUSER_BIN = devservices.REPO_ROOT / ".venv-singleuser" / "bin"
+
+
+def require_singleuser() -> None:
+    """Skip without the servers' environment, saying how to get it; fail in CI, which installs it."""
+    if not (SINGLEUSER_BIN / "jupyterhub-singleuser").exists():
+        message = f"{SINGLEUSER_BIN} is missing: ./scripts/test installs it (requirements/singleuser.txt)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def process_environments():
+    """(pid, environment) of each process whose environment can be read here."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        yield int(pid), dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
 @dataclass

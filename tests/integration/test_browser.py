@@ -57,13 +57,19 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def artifacts() -> Path:
+def artifacts_dir(journey: str) -> Path:
+    """An empty folder for a journey's screenshots: test-artifacts/<journey>/jupyterhub-<version>/
+    (or under $DLAAS_ARTIFACTS)."""
     base = Path(os.environ.get("DLAAS_ARTIFACTS", ROOT / "test-artifacts"))
-    directory = base / "browser" / f"jupyterhub-{jupyterhub.__version__}"
+    directory = base / journey / f"jupyterhub-{jupyterhub.__version__}"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     return directory
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    return artifacts_dir("browser")
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +113,15 @@ class Journey:
             page.locator("form [type=submit], form button").first.click()
         page.wait_for_load_state("networkidle")
         return asked
+
+    def start_lab(self, profile: str = "minimal") -> None:
+        """On the Server Options page: pick ``profile``, start, and wait for JupyterLab."""
+        page = self.page
+        page.wait_for_url(re.compile(r"/hub/spawn"))
+        page.locator(f"input[name=profile][value={profile}]").check()
+        page.locator("form#spawn_form [type=submit], #spawn_form button[type=submit]").first.click()
+        page.wait_for_url(re.compile(r"/user/[^/]+/lab"), timeout=120_000)
+        page.wait_for_selector(".jp-LabShell", timeout=120_000)
 
     def press_sign_out(self):
         """The hub's sign-out page: its one button."""

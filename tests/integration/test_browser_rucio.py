@@ -4,17 +4,15 @@ panel and finds the data lake's files, with no setting to make. Screenshots go t
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
-import jupyterhub
 import pytest
 
 from . import rucio_fixtures, test_browser
+from .conftest import require_singleuser
 from .test_browser import Journey
-from .test_rucio_extension import SINGLEUSER, SINGLEUSER_COMMAND  # noqa: F401 - read by the hub fixture
+from .test_rucio_extension import SINGLEUSER_COMMAND  # noqa: F401 - read by the hub fixture
 
 pytestmark = pytest.mark.integration
 rucio, hub, browser = rucio_fixtures.rucio, rucio_fixtures.hub, test_browser.browser
@@ -25,24 +23,15 @@ HUB_OVERRIDES = {"Spawner.default_url": "/lab", "DLaaSLocalSpawner.rucio_instanc
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    base = Path(os.environ.get("DLAAS_ARTIFACTS", test_browser.ROOT / "test-artifacts"))
-    directory = base / "browser-rucio" / f"jupyterhub-{jupyterhub.__version__}"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    return directory
+    return test_browser.artifacts_dir("browser-rucio")
 
 
 def test_the_rucio_panel_shows_the_data_lake_without_any_setting(hub, browser, artifacts):
-    if not SINGLEUSER.exists():
-        pytest.skip(f"{SINGLEUSER} is missing: ./scripts/test installs it")
+    require_singleuser()
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     journey = Journey(page, artifacts)
     journey.sign_in(hub, "MariaSKA")
-    page.wait_for_url(re.compile(r"/hub/spawn"))
-    page.locator("input[name=profile][value=minimal]").check()
-    page.locator("form#spawn_form [type=submit], #spawn_form button[type=submit]").first.click()
-    page.wait_for_url(re.compile(r"/user/mariaska/lab"), timeout=120_000)
-    page.wait_for_selector(".jp-LabShell", timeout=120_000)
+    journey.start_lab()
     page.locator('.jp-SideBar .lm-TabBar-tab[data-id="rucio-jupyterlab:panel"]').click()
     page.wait_for_timeout(3000)
     journey.shot("rucio-panel")

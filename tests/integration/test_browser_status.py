@@ -6,20 +6,18 @@ Screenshots go to ``test-artifacts/browser-status/<JupyterHub version>/``."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
-import jupyterhub
 import pytest
 
 from . import rucio_fixtures, test_browser
+from .conftest import process_environments, require_singleuser
 from .test_browser import Journey
-from .test_rucio_extension import SINGLEUSER, SINGLEUSER_COMMAND  # noqa: F401 - read by the hub fixture
+from .test_rucio_extension import SINGLEUSER_COMMAND  # noqa: F401 - read by the hub fixture
 
 pytestmark = pytest.mark.integration
 rucio, hub, browser = rucio_fixtures.rucio, rucio_fixtures.hub, test_browser.browser
@@ -32,11 +30,7 @@ ITEM = "#dlaas-datalake-status"
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    base = Path(os.environ.get("DLAAS_ARTIFACTS", test_browser.ROOT / "test-artifacts"))
-    directory = base / "browser-status" / f"jupyterhub-{jupyterhub.__version__}"
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    return directory
+    return test_browser.artifacts_dir("browser-status")
 
 
 def hhmm(at: float) -> str:
@@ -67,12 +61,7 @@ def lake_state(page) -> dict:
 
 def server_tokens() -> list[str]:
     """The tokens in MariaSKA's server's files (read through its process environment)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+    for _, env in process_environments():
         if env.get("JUPYTERHUB_USER") == "mariaska" and env.get("DLAAS_EOS_TOKEN_FILE"):
             directory = Path(env["DLAAS_EOS_TOKEN_FILE"]).parent
             return [(directory / name).read_text().strip() for name in ("eos-bearer-token", "rucio-token")]
@@ -89,11 +78,7 @@ def assert_no_token(page, tokens: list[str]) -> None:
 
 def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_expired_sign_in(
         hub, browser, artifacts):
-    if not SINGLEUSER.exists():
-        message = f"{SINGLEUSER} is missing: ./scripts/test installs it (requirements/singleuser.txt)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_singleuser()
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # the browser fixture checked it is there
 
     context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id="UTC", locale="en-US")
@@ -101,11 +86,7 @@ def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_exp
     journey = Journey(page, artifacts)
     try:
         journey.sign_in(hub, "MariaSKA")
-        page.wait_for_url(re.compile(r"/hub/spawn"))
-        page.locator("input[name=profile][value=minimal]").check()
-        page.locator("form#spawn_form [type=submit], #spawn_form button[type=submit]").first.click()
-        page.wait_for_url(re.compile(r"/user/mariaska/lab"), timeout=120_000)
-        page.wait_for_selector(".jp-LabShell", timeout=120_000)
+        journey.start_lab()
 
         # JupyterLab's own question (news from jupyterlab.github.io): answered as a scientist would.
         news = page.locator(".Toastify__toast", has_text="official Jupyter news")

@@ -20,6 +20,7 @@ import pytest
 
 from dlaas_hub.dev import devservices
 
+from .conftest import process_environments
 from .rucio_fixtures import require_rucio, require_xrootd
 
 pytestmark = pytest.mark.integration
@@ -60,12 +61,7 @@ def wait_for_server_environ(user, state, timeout=60):
     """The environment of ``user``'s single-user server process of the demo in ``state``, once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                raw = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-            except OSError:
-                continue
-            env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+        for _, env in process_environments():
             if env.get("JUPYTERHUB_USER") == user and env.get("RUCIO_CONFIG", "").startswith(f"{state}/"):
                 return env
         time.sleep(0.5)

@@ -7,7 +7,6 @@ the EOS token to EOS instead, the renewed one at each download."""
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -15,28 +14,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dlaas_hub.dev import devservices
-
 from . import rucio_fixtures
-from .conftest import browser_login
+from .conftest import SINGLEUSER_BIN, browser_login, require_singleuser
 from .test_rucio_extension import attach_in_a_kernel
 from .test_spawn import server_environ, start
 
 pytestmark = pytest.mark.integration
 storage, rucio, hub = rucio_fixtures.storage, rucio_fixtures.rucio, rucio_fixtures.hub
 STORAGE = True  # EULAKE-1's files are the ones XRootD serves; EULAKE-1 has its root:// protocol
-SINGLEUSER = devservices.REPO_ROOT / ".venv-singleuser" / "bin"
-SINGLEUSER_COMMAND = [str(SINGLEUSER / "jupyterhub-singleuser")]
+SINGLEUSER_COMMAND = [str(SINGLEUSER_BIN / "jupyterhub-singleuser")]
 DID = "ska_sdc1:sdc1.image.b2.fits"
 
 
 @pytest.fixture(scope="module")
 def server(hub):
-    if not (SINGLEUSER / "jupyterhub-singleuser").exists():
-        message = f"{SINGLEUSER} is missing: ./scripts/test installs it (requirements/singleuser.txt)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_singleuser()
     browser_login(hub, "MariaSKA")
     return start(hub, "mariaska", "root-xcache")  # the profile whose Rucio extension is in download mode
 
@@ -78,7 +70,7 @@ else:
 def download_in_server(env: dict, did: str, token: str) -> tuple[dict, str]:
     """Rucio's download client run in the server's environment, as a terminal or the extension would."""
     env = {**env, "XRD_CONNECTIONRETRY": "1", "XRD_REQUESTTIMEOUT": "30"}
-    result = subprocess.run([str(SINGLEUSER / "python"), "-c", DOWNLOAD, did, token], env=env, capture_output=True,
+    result = subprocess.run([str(SINGLEUSER_BIN / "python"), "-c", DOWNLOAD, did, token], env=env, capture_output=True,
                             text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr

@@ -14,17 +14,14 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from dlaas_hub.dev import devservices
-
 from . import rucio_fixtures
-from .conftest import browser_login
+from .conftest import SINGLEUSER_BIN, browser_login, require_singleuser
 from .rucio_fixtures import as_root
 from .test_spawn import start
 
 pytestmark = pytest.mark.integration
 rucio, hub = rucio_fixtures.rucio, rucio_fixtures.hub
-SINGLEUSER = devservices.REPO_ROOT / ".venv-singleuser" / "bin" / "jupyterhub-singleuser"
-SINGLEUSER_COMMAND = [str(SINGLEUSER)]
+SINGLEUSER_COMMAND = [str(SINGLEUSER_BIN / "jupyterhub-singleuser")]
 HUB_OVERRIDES = {"DLaaSLocalSpawner.rucio_instance": {
     "name": "escape", "display_name": "ESCAPE", "destination_rse": "EULAKE-1", "rse_mount_path": "/eos/eulake_1",
     # EULAKE-1's PFNs are file://localhost/eos/eulake_1/<path>: drop its 2 leading segments before
@@ -34,11 +31,7 @@ HUB_OVERRIDES = {"DLaaSLocalSpawner.rucio_instance": {
 
 @pytest.fixture(scope="module")
 def lab(hub):
-    if not SINGLEUSER.exists():
-        message = f"{SINGLEUSER} is missing: ./scripts/test installs it (requirements/singleuser.txt)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_singleuser()
     browser_login(hub, "MariaSKA")
     start(hub, "mariaska", "minimal")  # replica mode: files are made available on EULAKE-1
     token = hub.api("POST", "/users/mariaska/tokens", json={"note": "extension", "scopes": ["access:servers!user"]})

@@ -4,32 +4,24 @@ server's own commands must still be found there."""
 
 import asyncio
 import json
-import os
 
 import httpx
 import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from dlaas_hub.dev import devservices
-
 from . import rucio_fixtures
-from .conftest import browser_login
+from .conftest import SINGLEUSER_BIN, browser_login, require_singleuser
 from .test_spawn import start
 
 pytestmark = pytest.mark.integration
 rucio, hub = rucio_fixtures.rucio, rucio_fixtures.hub
-SINGLEUSER = devservices.REPO_ROOT / ".venv-singleuser" / "bin"
-SINGLEUSER_COMMAND = [str(SINGLEUSER / "jupyterhub-singleuser")]
+SINGLEUSER_COMMAND = [str(SINGLEUSER_BIN / "jupyterhub-singleuser")]
 
 
 @pytest.fixture(scope="module")
 def server_token(hub):
-    if not (SINGLEUSER / "jupyterhub-singleuser").exists():
-        message = f"{SINGLEUSER} is missing: ./scripts/test installs it (requirements/singleuser.txt)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_singleuser()
     browser_login(hub, "MariaSKA")
     start(hub, "mariaska", "minimal")
     return hub.api("POST", "/users/mariaska/tokens", json={"note": "terminal",
@@ -64,4 +56,4 @@ async def run_in_terminal(hub, token: str, line: str, timeout: float = 60) -> st
 def test_the_servers_commands_are_found_in_a_terminal(hub, server_token):
     output = asyncio.run(run_in_terminal(hub, server_token, "command -v python rucio datalake"))
     found = [line.strip() for line in output.splitlines() if line.strip().startswith("/")]
-    assert found[-3:] == [str(SINGLEUSER / name) for name in ("python", "rucio", "datalake")], output[-2000:]
+    assert found[-3:] == [str(SINGLEUSER_BIN / name) for name in ("python", "rucio", "datalake")], output[-2000:]
