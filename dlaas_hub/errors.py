@@ -55,6 +55,13 @@ def login_error(error: IAMError, *, issuer: str, status: int | None = None) -> w
     elif error.error == "invalid_grant":
         status = status or 403
         message = "The identity provider did not accept this sign-in (invalid_grant). Please sign in again."
+    elif error.error:
+        # A refusal in the provider's own words (Keycloak: not_allowed "Offline tokens not allowed for
+        # the user or client"): the same sign-in would be refused again.
+        status = status or 502
+        said = ": ".join(filter(None, (error.error, error.description)))
+        message = (f"The identity provider refused this sign-in ({said}). Signing in again will not change "
+                   "that: please tell your hub administrator, who will find this refusal in the hub's log.")
     else:
         status = status or 502
         message = (f"Sign-in could not be completed: {error.reason}. "

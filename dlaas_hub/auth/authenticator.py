@@ -268,7 +268,6 @@ class DLaaSAuthenticator(LoginClaims, AccountBinding, TokenKeeping, ProviderSign
         try:
             return await self._token_request(params)
         except IAMError as e:
-            self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
 
     async def authenticate(self, handler, data=None, **kwargs):

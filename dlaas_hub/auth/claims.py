@@ -113,7 +113,6 @@ class LoginClaims(HasTraits):
             raise login_error(IAMError("id_token check", str(e)), issuer=self.oidc_issuer,
                               status=403) from None
         except IAMError as e:
-            self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
         mismatch = subject_mismatch(token_info["access_token"], claims["sub"], self.oidc_issuer)
         if mismatch:
@@ -129,7 +128,6 @@ class LoginClaims(HasTraits):
                 headers={"Authorization": f"Bearer {token_info['access_token']}"},
             )
         except IAMError as e:
-            self.log.warning("Login failed: %s", e)
             raise login_error(e, issuer=self.oidc_issuer) from None
         if userinfo.get("sub") != claims["sub"]:
             e = IAMError("userinfo", "the userinfo answer is about another subject than the id_token")

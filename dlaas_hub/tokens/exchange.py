@@ -85,7 +85,7 @@ class ExchangeError(IAMError):
 
     def __init__(self, target: ExchangeTarget, cause: IAMError):
         super().__init__(cause.label, cause.reason, status=cause.status, error=cause.error,
-                         transient=cause.transient)
+                         transient=cause.transient, description=cause.description)
         self.target = target
 
 

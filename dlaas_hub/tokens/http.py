@@ -37,11 +37,12 @@ class IAMError(Exception):
     5xx) or whether the provider gave a definitive answer (4xx, malformed data).
     """
 
-    def __init__(self, label, reason, *, status=None, error=None, transient=False):
+    def __init__(self, label, reason, *, status=None, error=None, transient=False, description=None):
         self.label = label
         self.reason = reason
         self.status = status
         self.error = error
+        self.description = description  # the provider's error_description, made printable
         self.transient = transient
         super().__init__(f"{label}: {reason}")
 
@@ -206,7 +207,7 @@ def _document(status: int, body: bytes, *, url: str, label: str, expect_json: bo
         error, description = oauth_error_code(document), oauth_error_description(document)
         said = ": ".join(filter(None, (error, description)))
         raise IAMError(label, f"HTTP {status} from {safe_url(url)}" + (f" ({said})" if said else ""),
-                       status=status, error=error)
+                       status=status, error=error, description=description)
     if status >= 300:
         raise IAMError(label, f"unexpected redirect (HTTP {status}) from {safe_url(url)}", status=status)
     if not isinstance(document, dict) and not expect_json:

@@ -32,6 +32,19 @@ async def test_code_exchange_failures_give_readable_pages(iam, auth, failure, st
     assert info.value.jupyterhub_message
 
 
+async def test_a_refusal_in_the_providers_words_is_shown_without_asking_to_try_again(iam, auth):
+    # Keycloak, for a user without the offline_access role: the same sign-in is refused every time.
+    iam.token.mock(side_effect=[httpx.Response(400, json={
+        "error": "not_allowed", "error_description": "Offline tokens not allowed for the user or client"})])
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(FakeHandler())
+    message = info.value.jupyterhub_message
+    assert "(not_allowed: Offline tokens not allowed for the user or client)" in message
+    assert "will not change" in message and "try again" not in message.lower()
+    assert "http" not in message  # the provider's words, not its endpoints
+    assert "not_allowed" in info.value.log_message and "/token" in info.value.log_message
+
+
 @pytest.mark.parametrize("claims,reason", [
     ({"aud": "another-client"}, "another client"),
     ({"iss": "https://evil.example/"}, "another provider"),

@@ -87,7 +87,7 @@ def browser(hub) -> httpx.Client:
     return client
 
 
-def sign_in(hub, client: httpx.Client, username: str) -> tuple[httpx.Response, bool]:
+def sign_in(hub, client: httpx.Client, username: str, password: str | None = None) -> tuple[httpx.Response, bool]:
     """Click "Sign in" and answer Keycloak's form if it asks; returns the hub's last answer and whether
     the password was asked."""
     response, asked = client.get(f"{hub.url}/hub/oauth_login"), False
@@ -101,7 +101,7 @@ def sign_in(hub, client: httpx.Client, username: str) -> tuple[httpx.Response, b
             asked = True
             action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', response.text).group(1))
             response = client.post(action, data={"username": username,
-                                                 "password": keycloakserver.PASSWORDS[username]})
+                                                 "password": password or keycloakserver.PASSWORDS[username]})
         else:
             return response, asked
     raise AssertionError("too many redirects")
@@ -191,6 +191,51 @@ def test_a_required_storage_keycloak_refuses_stops_the_sign_in_with_a_page_in_wo
         assert len(lines) == 1 and "invalid_client: Audience not found" in lines[0]
     finally:
         devservices.stop(other.proc)
+
+
+def create_account(keycloak, username: str) -> str:
+    """A new member of /escape at Keycloak, with the realm's default roles; returns its id (its sub)."""
+    made = keycloak.admin("POST", "/users", json={
+        "username": username, "enabled": True, "email": f"{username}@escape.example", "emailVerified": True,
+        "firstName": username.title(), "lastName": "Example", "groups": ["/escape"],
+        "credentials": [{"type": "password", "value": f"{username}-demo", "temporary": False}]})
+    assert made.status_code == 201, made.text
+    return made.headers["location"].rsplit("/", 1)[-1]
+
+
+def test_an_account_keycloak_re_creates_under_the_same_name_cannot_take_the_hub_account(hub, keycloak):
+    # Keycloak's sub is the account's UUID: delete "carol" and create her again, and the same
+    # preferred_username comes with another sub. The hub account stays with the first.
+    create_account(keycloak, "carol")
+    answer, _ = sign_in(hub, browser(hub), "carol", "carol-demo")
+    assert answer.status_code == 302
+    bound = hub.api("GET", "/users/carol").json()["auth_state"]["subject"]
+    (first,) = keycloak.admin("GET", "/users?username=carol&exact=true").json()
+    assert bound["sub"] == first["id"]
+    keycloak.admin("DELETE", f"/users/{first['id']}")
+    create_account(keycloak, "carol")
+    answer, asked = sign_in(hub, browser(hub), "carol", "carol-demo")
+    assert asked and answer.status_code == 403
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", answer.text)).split())
+    assert "This hub account belongs to another identity at the identity provider" in text
+    assert hub.api("GET", "/users/carol").json()["auth_state"]["subject"] == bound
+    assert hub.log().count("Login refused: hub account 'carol' is not for IAM subject") == 1
+
+
+def test_an_account_without_offline_access_gets_keycloaks_refusal_in_words(hub, keycloak):
+    # The hub asks for offline_access; an account without the role (here: the realm's default roles
+    # taken away) is refused by Keycloak at the code exchange, every time.
+    dave = create_account(keycloak, "dave")
+    (defaults,) = [r for r in keycloak.admin("GET", f"/users/{dave}/role-mappings/realm").json()
+                   if r["name"] == "default-roles-escape"]
+    keycloak.admin("DELETE", f"/users/{dave}/role-mappings/realm", json=[defaults])
+    answer, asked = sign_in(hub, browser(hub), "dave", "dave-demo")
+    assert asked and answer.status_code == 502
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", answer.text)).split())
+    assert "The identity provider refused this sign-in (not_allowed: Offline tokens not allowed for the user " \
+           "or client). Signing in again will not change that" in text, text
+    assert "Traceback" not in answer.text and hub.api("GET", "/users/dave").status_code == 404
+    assert hub.log().count("Offline tokens not allowed") == 1, hub.log()[-3000:]
 
 
 def test_an_outsider_gets_a_readable_refusal(hub):
