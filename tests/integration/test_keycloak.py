@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import jwt
 import pytest
+import yaml
 
 from dlaas_hub.dev import devservices, keycloakserver
 from dlaas_hub.ops.cli import main
@@ -428,6 +429,16 @@ def test_tokens_of_the_hubs_previous_client_send_the_scientist_to_sign_in_again(
         devservices.stop(after.proc)
         (made,) = keycloak.admin("GET", "/clients?clientId=dlaas-hub-next").json()
         keycloak.admin("DELETE", f"/clients/{made['id']}")
+
+
+def test_the_docs_give_the_settings_tested_here():
+    # docs/operators/keycloak.md's hub settings are the ones this module signs in with.
+    page = (devservices.REPO_ROOT / "docs" / "operators" / "keycloak.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "exchange_targets" in b]
+    documented = yaml.safe_load(block)
+    assert documented["client_id"] == keycloakserver.CLIENT_ID
+    for name, target in documented["exchange_targets"].items():
+        assert (target["audience"], target["scope"]) == (TARGETS[name]["audience"], TARGETS[name]["scope"])
 
 
 def test_check_config_online_finds_keycloaks_token_exchange(keycloak, tmp_path, capsys):

@@ -132,6 +132,23 @@ def test_check_config_refuses_what_helm_renders_without_a_word(chart, tmp_path, 
     assert finding in capsys.readouterr().out
 
 
+def keycloak_settings() -> dict:
+    """The hub settings of docs/operators/keycloak.md ("The hub's settings")."""
+    page = (ROOT / "docs" / "operators" / "keycloak.md").read_text()
+    return next(yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", page, re.S) if "exchange_targets" in b)
+
+
+def test_the_keycloak_pages_settings_deploy_over_our_values(chart, tmp_path, capsys):
+    layer = {"hub": {"config": {"DLaaSAuthenticator": keycloak_settings()}}}
+    config = deploy(chart, tmp_path, layer).app.config.DLaaSAuthenticator
+    assert config.oidc_issuer == "https://keycloak.example.org/realms/escape"
+    assert {name: (t["audience"], t["scope"]) for name, t in config.exchange_targets.items()} == {
+        "eos": ("eos-eulake", "openid eos-eulake"), "rucio": ("rucio", "openid rucio")}
+    files = values_files(tmp_path / "check", layer)
+    assert main(["check-config", *map(str, files), "--profiles", str(ROOT / "profiles")]) == 0, \
+        capsys.readouterr().out
+
+
 @pytest.mark.parametrize("typo, why", [
     ({"hub": {"loadroles": {"user": {"scopes": ["self"]}}}}, "loadroles"),
     ({"singleuser": {"uid": "1000"}}, "uid"),
