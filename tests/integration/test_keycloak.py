@@ -360,11 +360,13 @@ def test_without_offline_access_the_rp_logout_ends_keycloaks_single_sign_on(keyc
     other = start_hub(tmp_path, hub_port=ports["hub2"], iam_url=keycloak.issuer, client_secret=client_secret,
                       exchange_targets={"eos": TARGETS["eos"]},
                       overrides={"DLaaSAuthenticator.client_id": keycloakserver.CLIENT_ID,
-                                 "DLaaSAuthenticator.scope": scope, "DLaaSAuthenticator.revoke_on_logout": False})
+                                 "DLaaSAuthenticator.scope": scope, "DLaaSAuthenticator.revoke_on_logout": False,
+                                 "DLaaSAuthenticator.groups_claim": "groups"})
     try:
         client = browser(other)
         answer, asked = sign_in(other, client, "alice")
         assert asked and answer.status_code == 302
+        assert other.api("GET", "/users/alice").json()["groups"] == ["/escape"]  # read from `groups` this time
         refresh = claims(other.api("GET", "/users/alice").json()["auth_state"]["refresh_token"])
         assert refresh["typ"] == "Refresh" and refresh["sid"] in {s["id"] for s in keycloak.sessions_of("alice")}
         answer, asked = sign_in(other, client, "alice")
