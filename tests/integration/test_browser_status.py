@@ -59,11 +59,13 @@ def lake_state(page) -> dict:
     return json.loads(state["body"])
 
 
-def server_tokens() -> list[str]:
-    """The tokens in MariaSKA's server's files (read through its process environment)."""
+def server_tokens(hub) -> list[str]:
+    """The tokens in MariaSKA's server's files (read through its process environment). Only this hub's
+    server: another hub (the other JupyterHub's tests, run alongside) may have a mariaska too."""
     for _, env in process_environments():
-        if env.get("JUPYTERHUB_USER") == "mariaska" and env.get("DLAAS_EOS_TOKEN_FILE"):
-            directory = Path(env["DLAAS_EOS_TOKEN_FILE"]).parent
+        token_file = env.get("DLAAS_EOS_TOKEN_FILE", "")
+        if env.get("JUPYTERHUB_USER") == "mariaska" and token_file.startswith(f"{hub.workdir}/"):
+            directory = Path(token_file).parent
             return [(directory / name).read_text().strip() for name in ("eos-bearer-token", "rucio-token")]
     raise AssertionError("no server process for mariaska")
 
@@ -104,7 +106,7 @@ def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_exp
         until = min(t["expires_at"] for t in lake_state(page)["tokens"])
         assert text.endswith(hhmm(until)) or text.endswith(hhmm(until - TOKEN_TTL))  # or renewed since
         journey.shot("status-fresh")
-        assert_no_token(page, server_tokens())
+        assert_no_token(page, server_tokens(hub))
 
         # The IAM fails: the hub cannot renew; the item says since when, and that it keeps trying.
         iam_control(hub, fail_mode="500", fail_paths=["/token"])
@@ -137,7 +139,7 @@ def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_exp
         # One action (beside the toast's own close button): signing in again.
         assert [text for text in notice.locator("button").all_inner_texts() if text.strip()] == ["Sign in again"]
         journey.shot("sign-in-expired-notification")
-        assert_no_token(page, server_tokens())
+        assert_no_token(page, server_tokens(hub))
 
         # Its link: the hub's sign-in, the IAM, and back in JupyterLab, where the item turns fresh.
         # (The hub's login page would not do: JupyterHub rechecks a sign-in only every few minutes, and
@@ -157,6 +159,6 @@ def test_the_status_bar_shows_the_data_lakes_state_and_the_way_back_after_an_exp
         item = wait_for_level(page, "ok", 150)  # the agent asks about once a minute, the page every 20 s
         assert re.fullmatch(r"Data lake: EOS and Rucio fresh until \d\d:\d\d", item.inner_text())
         journey.shot("status-fresh-after-signing-in-again")
-        assert_no_token(page, server_tokens())
+        assert_no_token(page, server_tokens(hub))
     finally:
         context.close()
