@@ -169,15 +169,17 @@ def test_userinfo_refuses_a_token_signed_by_another_key(dev_iam, tokens, client_
 def test_userinfo_refuses_an_expired_exchanged_token(ports, client_secret, redirect_uri, tmp_path):
     port = devservices.free_port()
     iam = devservices.start_dev_iam(port, redirect_uris=[redirect_uri], client_id=CLIENT_ID,
-                                    client_secret=client_secret, extra_args=["--exchange-token-ttl=1"])
+                                    client_secret=client_secret, extra_args=["--exchange-token-ttl=5"])
     try:
         iam_url = f"http://127.0.0.1:{port}/"
         query, verifier = authorize(iam_url, redirect_uri, "alice")
         sign_in = token_request(iam_url, client_secret, grant_type="authorization_code", code=query["code"],
                                 redirect_uri=redirect_uri, code_verifier=verifier).json()
         token = exchange(iam_url, client_secret, sign_in["access_token"])
+        # A few seconds of life (exp is in whole seconds): answered while valid even on a busy machine.
         assert userinfo(iam_url, token).status_code == 200
-        time.sleep(2.1)
+        expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+        time.sleep(max(0.0, expires + 1.1 - time.time()))
         info = userinfo(iam_url, token)
         assert info.status_code == 401 and "expired" in info.json()["error_description"]
     finally:
