@@ -6,6 +6,7 @@ Used by the local demo and the integration tests; not needed by a deployed hub.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -27,10 +28,43 @@ class ServiceError(RuntimeError):
     pass
 
 
+#: Where the services' ports are drawn from: below the kernel's ephemeral range, which every outgoing
+#: connection draws its local port from. A port the kernel handed out for ``bind(0)`` could be taken by a
+#: connection (of this run, or of another run beside it) before the service got to listen on it.
+PORT_RANGE_START = 15000
+_handed_out: set[int] = set()
+
+
+def ephemeral_ports_start(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    """The first port of the kernel's ephemeral range (Linux's default, 32768, where it cannot be read)."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on now and that this process has not handed out before,
+    drawn at random outside the ephemeral range, so that tests and demos running side by side rarely
+    draw the same one and no client connection takes it before the service listens."""
+    end = ephemeral_ports_start()
+    if end - PORT_RANGE_START < 1000:  # an unusual ephemeral range: the kernel's choice then
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(200):
+        port = random.randrange(PORT_RANGE_START, end)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise ServiceError(f"no free port on 127.0.0.1 between {PORT_RANGE_START} and {end}")
 
 
 def node() -> str:
